@@ -1,0 +1,1 @@
+"""Custody: keys, signed bundles, the append-only ledger, checkpoints and verification."""

@@ -1,0 +1,88 @@
+"""The bytes that get hashed or signed. Nothing else in sealtrail serialises signed data.
+
+Canonical JSON is RFC 8785 (JCS) restricted to the values sealtrail writes: objects with ASCII
+keys, arrays, strings (valid Unicode, no lone surrogates), integers within +-(2**53 - 1), true,
+false and null. No floats: a float has no single canonical text. Within that domain orjson with
+sorted keys produces exactly the JCS bytes (compact separators, keys sorted, UTF-8, the JSON
+short escapes and ``\\u00XX`` for other control characters), so any JCS implementation can
+reproduce them. Every value is checked before serialising so an out-of-domain value is an error
+at write time rather than an unverifiable record later.
+
+DSSE's PAE (pre-authentication encoding) binds a payload type to the payload, so a signature
+over one kind of message cannot be replayed as another.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+MAX_SAFE_INT = 2**53 - 1
+
+
+class NotCanonicalError(ValueError):
+    """A value outside the canonical JSON domain, or bytes that are not canonical."""
+
+
+def _check(value: Any, where: str) -> None:
+    if value is None or isinstance(value, bool | str):
+        return
+    if isinstance(value, int):
+        if not -MAX_SAFE_INT <= value <= MAX_SAFE_INT:
+            raise NotCanonicalError(f"{where}: integer {value} is outside +-(2**53 - 1)")
+        return
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, str) or not key.isascii():
+                raise NotCanonicalError(f"{where}: key {key!r} is not an ASCII string")
+            _check(item, f"{where}.{key}")
+        return
+    if isinstance(value, list | tuple):
+        for i, item in enumerate(value):
+            _check(item, f"{where}[{i}]")
+        return
+    raise NotCanonicalError(f"{where}: {type(value).__name__} is not allowed in canonical JSON")
+
+
+def canonical_json(value: Any) -> bytes:
+    """Return the canonical JSON bytes of ``value`` (see the module docstring)."""
+    _check(value, "$")
+    try:
+        return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
+    except orjson.JSONEncodeError as exc:  # lone surrogates in a str, for instance
+        raise NotCanonicalError(str(exc)) from exc
+
+
+def parse_json(data: bytes | str) -> Any:
+    """Parse JSON text; raises ``NotCanonicalError`` if it is not JSON at all."""
+    try:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError as exc:
+        raise NotCanonicalError(f"not valid JSON: {exc}") from exc
+
+
+def parse_canonical_json(data: bytes) -> Any:
+    """Parse bytes that must already be canonical; anything else is rejected.
+
+    Rejecting non-canonical input means there is exactly one byte string for each record, so
+    a verifier never has to decide which of two spellings was signed.
+    """
+    value = parse_json(data)
+    if canonical_json(value) != data:
+        raise NotCanonicalError("JSON is not in canonical form")
+    return value
+
+
+def pretty_json(value: Any) -> str:
+    """Indented JSON for people (CLI output). Never hashed or signed."""
+    return orjson.dumps(value, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS).decode()
+
+
+def pae(payload_type: str, payload: bytes) -> bytes:
+    """DSSE v1 pre-authentication encoding: ``DSSEv1 SP len(type) SP type SP len(body) SP body``.
+
+    Lengths are ASCII decimal byte counts; ``payload_type`` is encoded as UTF-8.
+    """
+    type_bytes = payload_type.encode("utf-8")
+    return b"DSSEv1 %d %s %d %s" % (len(type_bytes), type_bytes, len(payload), payload)

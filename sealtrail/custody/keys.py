@@ -1,0 +1,250 @@
+"""Ed25519 keys: generation, key files, key ids, signing and verification.
+
+This is the only module that imports PyNaCl.
+
+Key id: the first 16 hex digits (8 bytes) of SHA-256 over the raw 32-byte public key. It names
+a key in ledger entries and manifests; it is a label, not a trust decision: verifiers always
+compare the full public key. For C2SP signed notes (checkpoints) the note key id is different,
+as that format defines it: ``SHA-256(name || 0x0A || 0x01 || public key)[:4]``.
+
+Key files are UTF-8 JSON objects:
+    private: {"type": "sealtrail.ed25519.private", "version": 1, "name": ..,
+              "seed": base64(32-byte seed), "public_key": base64(32 bytes)}
+    public:  {"type": "sealtrail.ed25519.public", "version": 1, "name": ..,
+              "public_key": base64(32 bytes), "key_id": hex}
+A private file whose public key does not follow from its seed, or a public file whose key id
+does not match its key, is rejected as corrupt.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import nacl.exceptions
+import nacl.signing
+
+from sealtrail.custody.canonical import NotCanonicalError, parse_json, pretty_json
+from sealtrail.errors import KeyFileError, UsageError
+
+PRIVATE_TYPE = "sealtrail.ed25519.private"
+PUBLIC_TYPE = "sealtrail.ed25519.public"
+KEY_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")
+MAX_KEY_FILE_BYTES = 64 * 1024
+
+
+def key_id_of(public_key: bytes) -> str:
+    """The sealtrail key id: hex of the first 8 bytes of SHA-256(public key)."""
+    return hashlib.sha256(public_key).hexdigest()[:16]
+
+
+def note_key_id_of(name: str, public_key: bytes) -> bytes:
+    """The C2SP signed-note key id (4 bytes) for an Ed25519 key."""
+    return hashlib.sha256(name.encode() + b"\n" + b"\x01" + public_key).digest()[:4]
+
+
+def check_key_name(name: str) -> str:
+    """Key names appear in signed notes, so they must be a single printable token."""
+    if not KEY_NAME_RE.match(name):
+        raise UsageError(
+            f"key name {name!r} is not allowed: use 1-64 letters, digits or ._@- "
+            "(starting with a letter or digit)"
+        )
+    return name
+
+
+@dataclass(frozen=True, slots=True)
+class PublicKey:
+    """An Ed25519 public key with the name its owner gave it."""
+
+    name: str
+    raw: bytes
+
+    @property
+    def key_id(self) -> str:
+        return key_id_of(self.raw)
+
+    @property
+    def note_key_id(self) -> bytes:
+        return note_key_id_of(self.name, self.raw)
+
+    @property
+    def b64(self) -> str:
+        return base64.b64encode(self.raw).decode()
+
+    @property
+    def note_verifier(self) -> str:
+        """The C2SP verifier-key string: ``name+hex(keyid)+base64(0x01 || key)``."""
+        encoded = base64.b64encode(b"\x01" + self.raw).decode()
+        return f"{self.name}+{self.note_key_id.hex()}+{encoded}"
+
+    def verify(self, message: bytes, signature: bytes) -> bool:
+        """True if ``signature`` is a valid Ed25519 signature of ``message`` by this key."""
+        if len(signature) != 64:
+            return False
+        try:
+            nacl.signing.VerifyKey(self.raw).verify(message, signature)
+        except (nacl.exceptions.BadSignatureError, nacl.exceptions.ValueError, ValueError):
+            return False
+        return True
+
+    def to_json_obj(self) -> dict[str, object]:
+        return {
+            "type": PUBLIC_TYPE,
+            "version": 1,
+            "name": self.name,
+            "public_key": self.b64,
+            "key_id": self.key_id,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class SigningKey:
+    """An Ed25519 private key (its 32-byte seed) with its name."""
+
+    name: str
+    seed: bytes
+
+    @classmethod
+    def generate(cls, name: str) -> SigningKey:
+        check_key_name(name)
+        return cls(name, bytes(nacl.signing.SigningKey.generate()))
+
+    @property
+    def public(self) -> PublicKey:
+        raw = bytes(nacl.signing.SigningKey(self.seed).verify_key)
+        return PublicKey(self.name, raw)
+
+    @property
+    def key_id(self) -> str:
+        return self.public.key_id
+
+    def sign(self, message: bytes) -> bytes:
+        """The 64-byte Ed25519 signature of ``message``."""
+        return nacl.signing.SigningKey(self.seed).sign(message).signature
+
+    def __repr__(self) -> str:  # never print the seed
+        return f"SigningKey(name={self.name!r}, key_id={self.key_id!r})"
+
+
+def _write_new_file(path: Path, data: bytes, mode: int) -> None:
+    """Create ``path`` exclusively with ``mode``; never overwrite an existing file."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+    except FileExistsError:
+        raise UsageError(f"{path} already exists; refusing to overwrite a key file") from None
+    try:
+        os.fchmod(fd, mode)
+        os.write(fd, data)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_key_pair(key: SigningKey, out_dir: Path) -> tuple[Path, Path]:
+    """Write ``NAME.key`` (mode 0600) and ``NAME.pub`` into ``out_dir``; refuse to overwrite."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    private_path = out_dir / f"{key.name}.key"
+    public_path = out_dir / f"{key.name}.pub"
+    for path in (private_path, public_path):
+        if path.exists():
+            raise UsageError(f"{path} already exists; refusing to overwrite a key file")
+    private_obj = {
+        "type": PRIVATE_TYPE,
+        "version": 1,
+        "name": key.name,
+        "seed": base64.b64encode(key.seed).decode(),
+        "public_key": key.public.b64,
+    }
+    _write_new_file(private_path, (pretty_json(private_obj) + "\n").encode(), 0o600)
+    write_public_key(key.public, public_path)
+    return private_path, public_path
+
+
+def write_public_key(public: PublicKey, path: Path) -> None:
+    _write_new_file(path, (pretty_json(public.to_json_obj()) + "\n").encode(), 0o644)
+
+
+def _read_key_obj(path: Path) -> dict[str, object]:
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read(MAX_KEY_FILE_BYTES + 1)
+    except FileNotFoundError:
+        raise KeyFileError(str(path), "no such file") from None
+    except IsADirectoryError:
+        raise KeyFileError(str(path), "is a directory, not a key file") from None
+    except OSError as exc:
+        raise KeyFileError(str(path), f"cannot read: {exc.strerror}") from None
+    if len(data) > MAX_KEY_FILE_BYTES:
+        raise KeyFileError(str(path), "too large to be a key file")
+    try:
+        obj = parse_json(data)
+    except NotCanonicalError:
+        raise KeyFileError(str(path), "not a sealtrail key file (not JSON)") from None
+    if not isinstance(obj, dict) or obj.get("type") not in (PRIVATE_TYPE, PUBLIC_TYPE):
+        raise KeyFileError(str(path), "not a sealtrail key file (no sealtrail key type)")
+    if obj.get("version") != 1:
+        raise KeyFileError(str(path), f"unsupported key file version {obj.get('version')!r}")
+    name = obj.get("name")
+    if not isinstance(name, str) or not KEY_NAME_RE.match(name):
+        raise KeyFileError(str(path), "corrupt: bad or missing key name")
+    return obj
+
+
+def _b64_field(obj: dict[str, object], field: str, path: Path, length: int) -> bytes:
+    value = obj.get(field)
+    try:
+        raw = base64.b64decode(str(value), validate=True) if isinstance(value, str) else b""
+    except (binascii.Error, ValueError):
+        raw = b""
+    if len(raw) != length:
+        raise KeyFileError(str(path), f"corrupt: {field} is not {length} bytes of base64")
+    return raw
+
+
+def load_private_key(path: Path | str) -> SigningKey:
+    """Load a private key file, checking that it is one and that it is intact."""
+    path = Path(path)
+    obj = _read_key_obj(path)
+    if obj["type"] == PUBLIC_TYPE:
+        raise KeyFileError(str(path), "is a public key; a private key (.key) is needed to sign")
+    seed = _b64_field(obj, "seed", path, 32)
+    stated_public = _b64_field(obj, "public_key", path, 32)
+    key = SigningKey(str(obj["name"]), seed)
+    if key.public.raw != stated_public:
+        raise KeyFileError(str(path), "corrupt: public key does not match the private seed")
+    return key
+
+
+def load_public_key(path: Path | str) -> PublicKey:
+    """Load a public key file; a private key file yields its public half."""
+    path = Path(path)
+    obj = _read_key_obj(path)
+    if obj["type"] == PRIVATE_TYPE:
+        return load_private_key(path).public
+    raw = _b64_field(obj, "public_key", path, 32)
+    public = PublicKey(str(obj["name"]), raw)
+    if obj.get("key_id") != public.key_id:
+        raise KeyFileError(str(path), "corrupt: key_id does not match the public key")
+    return public
+
+
+def public_key_from_obj(obj: object, where: str) -> PublicKey:
+    """Rebuild a public key recorded inside a signed record (a ledger entry, a manifest)."""
+    from sealtrail.errors import ManifestInvalid
+
+    if not isinstance(obj, dict):
+        raise ManifestInvalid(where, "public key record is not an object")
+    name, b64 = obj.get("name"), obj.get("public_key")
+    try:
+        raw = base64.b64decode(str(b64), validate=True)
+    except (binascii.Error, ValueError):
+        raw = b""
+    if not isinstance(name, str) or len(raw) != 32:
+        raise ManifestInvalid(where, "public key record is malformed")
+    return PublicKey(name, raw)

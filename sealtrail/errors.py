@@ -1,0 +1,119 @@
+"""The one exception tree of sealtrail.
+
+Every error names the item at fault (a path, a bundle member, a ledger entry index) and, for
+mismatches, the expected and observed values. The CLI turns these into one ``Error:`` line.
+
+    SealtrailError
+    ├── UsageError            bad arguments or files given by the user (exit 2)
+    ├── KeyFileError          a key file that is missing, corrupt or of the wrong kind
+    ├── CollectionError       a collection that cannot start or cannot be sealed
+    ├── CaseError             a case folder that is missing, incomplete or already exists
+    └── CustodyError          evidence or custody records that fail verification
+        ├── HashMismatch
+        ├── SizeMismatch
+        ├── SignatureInvalid
+        ├── UntrustedKey
+        ├── MemberMissing / MemberUnexpected / UnsafeMemberPath
+        ├── ManifestInvalid
+        ├── LedgerBroken          (the chain, an entry's form, a torn or damaged file)
+        ├── CheckpointInvalid     (a malformed or wrongly signed checkpoint)
+        └── InconsistentLedger    (the ledger does not extend a checkpoint: truncation, fork)
+"""
+
+from __future__ import annotations
+
+
+class SealtrailError(Exception):
+    """Base of every error sealtrail raises on purpose."""
+
+
+class UsageError(SealtrailError):
+    """The user asked for something that cannot be done as asked."""
+
+
+class KeyFileError(SealtrailError):
+    """A key file is missing, unreadable, corrupt or of the wrong kind."""
+
+    def __init__(self, path: str, reason: str) -> None:
+        self.path = path
+        self.reason = reason
+        super().__init__(f"key file {path}: {reason}")
+
+
+class CaseError(SealtrailError):
+    """A case folder is missing, incomplete, or would be overwritten."""
+
+
+class CollectionError(SealtrailError):
+    """A collection could not start or could not be sealed."""
+
+
+class CustodyError(SealtrailError):
+    """Evidence or a custody record failed a check.
+
+    Attributes:
+        where: the item at fault, e.g. ``bundle B member data/x`` or ``ledger entry 7``.
+        expected: what the check expected, if it is a comparison.
+        observed: what it found.
+    """
+
+    def __init__(
+        self,
+        where: str,
+        message: str,
+        *,
+        expected: object = None,
+        observed: object = None,
+    ) -> None:
+        self.where = where
+        self.message = message
+        self.expected = expected
+        self.observed = observed
+        text = f"{where}: {message}"
+        if expected is not None or observed is not None:
+            text += f" (expected {expected}, observed {observed})"
+        super().__init__(text)
+
+
+class HashMismatch(CustodyError):
+    """Bytes whose SHA-256 differs from the one recorded."""
+
+
+class SizeMismatch(CustodyError):
+    """Bytes whose length differs from the one recorded."""
+
+
+class SignatureInvalid(CustodyError):
+    """A signature that does not verify over the exact signed bytes."""
+
+
+class UntrustedKey(CustodyError):
+    """A valid signature, but by a key the verifier does not trust (or no longer trusts)."""
+
+
+class MemberMissing(CustodyError):
+    """A member the manifest lists is not in the bundle."""
+
+
+class MemberUnexpected(CustodyError):
+    """The bundle holds a member the manifest does not list."""
+
+
+class UnsafeMemberPath(CustodyError):
+    """A member name that could escape a destination folder or collide with another."""
+
+
+class ManifestInvalid(CustodyError):
+    """A manifest or envelope that is malformed or of the wrong type."""
+
+
+class LedgerBroken(CustodyError):
+    """A ledger entry that is malformed, out of order, or does not chain to its predecessor."""
+
+
+class CheckpointInvalid(CustodyError):
+    """A checkpoint that is malformed or carries no good signature by a trusted key."""
+
+
+class InconsistentLedger(CustodyError):
+    """The ledger does not extend a checkpoint: it was truncated, rewritten or forked."""
