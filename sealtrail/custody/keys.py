@@ -21,7 +21,6 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +29,7 @@ import nacl.exceptions
 import nacl.signing
 
 from sealtrail.custody.canonical import NotCanonicalError, parse_json, pretty_json
+from sealtrail.custody.durable import write_new_file
 from sealtrail.errors import KeyFileError, UsageError
 
 PRIVATE_TYPE = "sealtrail.ed25519.private"
@@ -132,20 +132,6 @@ class SigningKey:
         return f"SigningKey(name={self.name!r}, key_id={self.key_id!r})"
 
 
-def _write_new_file(path: Path, data: bytes, mode: int) -> None:
-    """Create ``path`` exclusively with ``mode``; never overwrite an existing file."""
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
-    except FileExistsError:
-        raise UsageError(f"{path} already exists; refusing to overwrite a key file") from None
-    try:
-        os.fchmod(fd, mode)
-        os.write(fd, data)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def write_key_pair(key: SigningKey, out_dir: Path) -> tuple[Path, Path]:
     """Write ``NAME.key`` (mode 0600) and ``NAME.pub`` into ``out_dir``; refuse to overwrite."""
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -161,13 +147,20 @@ def write_key_pair(key: SigningKey, out_dir: Path) -> tuple[Path, Path]:
         "seed": base64.b64encode(key.seed).decode(),
         "public_key": key.public.b64,
     }
-    _write_new_file(private_path, (pretty_json(private_obj) + "\n").encode(), 0o600)
+    _create(private_path, (pretty_json(private_obj) + "\n").encode(), 0o600)
     write_public_key(key.public, public_path)
     return private_path, public_path
 
 
 def write_public_key(public: PublicKey, path: Path) -> None:
-    _write_new_file(path, (pretty_json(public.to_json_obj()) + "\n").encode(), 0o644)
+    _create(path, (pretty_json(public.to_json_obj()) + "\n").encode(), 0o644)
+
+
+def _create(path: Path, data: bytes, mode: int) -> None:
+    try:
+        write_new_file(path, data, mode)
+    except FileExistsError:
+        raise UsageError(f"{path} already exists; refusing to overwrite a key file") from None
 
 
 def _read_key_obj(path: Path) -> dict[str, object]:

@@ -1,0 +1,1 @@
+"""The sealtrail command line: a thin click layer over the library."""

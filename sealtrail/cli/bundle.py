@@ -1,0 +1,76 @@
+"""``sealtrail bundle``: look inside a bundle and extract it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from sealtrail.cli.main import EXIT_PROBLEM
+from sealtrail.cli.options import load_trusted, trust_option
+from sealtrail.custody.bundle_reader import BundleFile, open_manifest
+from sealtrail.custody.extract import extract_bundle, read_unverified_manifest
+
+
+@click.group("bundle")
+def command() -> None:
+    """Show and extract sealed bundles."""
+
+
+@command.command("show")
+@click.argument("bundle_path", metavar="BUNDLE", type=click.Path(path_type=Path))
+@trust_option("Check the manifest signature against this public key (repeatable).")
+@click.option("--json", "as_json", is_flag=True, help="Print the manifest as JSON.")
+def show(bundle_path: Path, trust_paths: tuple[Path, ...], as_json: bool) -> None:
+    """List a bundle's members with their hashes and outcomes.
+
+    Example: sealtrail bundle show case1/bundles/20261128T101500Z-web01-1a2b3c4d.stb
+    """
+    trusted = load_trusted(trust_paths)
+    with BundleFile(bundle_path) as bundle:
+        if trusted:
+            manifest, verified = open_manifest(bundle, trusted)
+            signed = f"signature verified: {verified.signer.name} ({verified.signer.key_id})"
+        else:
+            manifest = read_unverified_manifest(bundle)
+            signed = "signature NOT checked (pass --trust PUBFILE)"
+    if as_json:
+        click.echo(json.dumps(manifest, indent=2, sort_keys=True))
+        return
+    info = manifest.get("collection", {})
+    click.echo(f"bundle {manifest.get('bundle_id')}  case {manifest.get('case_id')}")
+    click.echo(f"host {info.get('host')}  os {info.get('os')}  examiner {info.get('examiner')}"
+               f"  key {info.get('key_id')}")
+    click.echo(f"collected {info.get('started')} .. {info.get('finished')}  {signed}")
+    for member in manifest.get("members", []):
+        src = member.get("source", {})
+        flag = "" if member["outcome"] == "collected" else f"  [{member['outcome']}]"
+        click.echo(f"{member['sha256']}  {member['size']:>12,}  {src.get('path')}{flag}")
+    for entry in manifest.get("entries", []):
+        src = entry.get("source", {})
+        click.echo(f"{'-' * 64}  {'':>12}  {src.get('path')}  [{entry['outcome']}: "
+                   f"{entry.get('reason')}]")
+    totals = manifest.get("totals", {})
+    click.echo("outcomes: " + ", ".join(f"{k} {v}" for k, v in totals.get("outcomes", {}).items()))
+
+
+@command.command("extract")
+@click.argument("bundle_path", metavar="BUNDLE", type=click.Path(path_type=Path))
+@click.argument("dest", type=click.Path(path_type=Path))
+@trust_option("Check the manifest signature against this public key first (repeatable).")
+def extract(bundle_path: Path, dest: Path, trust_paths: tuple[Path, ...]) -> None:
+    """Write a bundle's members into DEST (new or empty), never outside it.
+
+    Each member's SHA-256 is checked as it is written; a mismatch is reported and not kept.
+
+    Example: sealtrail bundle extract case1/bundles/X.stb /tmp/x --trust alice.pub
+    """
+    result = extract_bundle(bundle_path, dest, load_trusted(trust_paths))
+    if not result.signature_checked:
+        click.echo("warning: signature not checked (pass --trust PUBFILE)", err=True)
+    click.echo(f"extracted {len(result.written)} members into {dest}")
+    for problem in result.problems:
+        click.echo(f"problem: {problem}", err=True)
+    if result.problems:
+        raise SystemExit(EXIT_PROBLEM)

@@ -1,0 +1,113 @@
+"""The bundle format's names and rules, shared by the writer and the reader.
+
+A bundle is one ZIP file (stored, no compression, ZIP64 allowed) named ``<bundle_id>.stb``:
+``data/<encoded path>`` members hold collected bytes, and the last member,
+``manifest.dsse.json``, is a DSSE envelope whose payload (payload type ``MANIFEST_TYPE``) is the
+canonical-JSON manifest. docs/bundle-format.md is the full specification.
+
+Member names are ASCII by construction: every byte of the source path outside
+``A-Z a-z 0-9 . _ -`` and the ``/`` separator is written ``%XX`` (upper-case hex), so names never
+depend on Unicode normalisation and decode back to the exact source bytes. A literal ``~`` never
+comes from a path (it is ``%7E``); the writer appends ``~N`` only to keep two names distinct when
+they differ only in letter case, so a bundle extracts the same on case-insensitive file systems.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+
+MANIFEST_MEMBER = "manifest.dsse.json"
+MANIFEST_TYPE = "application/vnd.sealtrail.bundle-manifest.v1+json"
+MANIFEST_KIND = "sealtrail.bundle-manifest"
+DATA_PREFIX = "data/"
+BUNDLE_SUFFIX = ".stb"
+PARTIAL_SUFFIX = ".stb.partial"
+
+_SAFE = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-/")
+_NAME_RE = re.compile(r"^data/[A-Za-z0-9._%~/-]+$")
+_BUNDLE_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+
+# Outcomes of an item in the manifest. A member exists for the first three only.
+MEMBER_OUTCOMES = ("collected", "changed", "partial")
+ENTRY_OUTCOMES = (
+    "missing",
+    "unreadable",
+    "vanished",
+    "symlink",
+    "special",
+    "too_large",
+    "directory",
+)
+
+
+def encode_member_name(relpath: bytes) -> str:
+    """``data/`` + the percent-encoded source path (relative, ``/``-separated)."""
+    out = [chr(b) if b in _SAFE else f"%{b:02X}" for b in relpath]
+    return DATA_PREFIX + "".join(out)
+
+
+def decode_member_name(name: str) -> bytes:
+    """The source path bytes a member name stands for (``~N`` de-duplication suffix removed)."""
+    body = name[len(DATA_PREFIX) :]
+    body = body.split("~", 1)[0]
+    out = bytearray()
+    i = 0
+    while i < len(body):
+        if body[i] == "%":
+            out.append(int(body[i + 1 : i + 3], 16))
+            i += 3
+        else:
+            out.append(ord(body[i]))
+            i += 1
+    return bytes(out)
+
+
+def unsafe_member_name_reason(name: str) -> str | None:
+    """Why ``name`` cannot be extracted safely, or None if it can.
+
+    Rejects what could escape a destination folder or be read two ways: absolute paths, ``..``
+    or ``.`` components, empty components, backslashes, drive letters, NUL and other control
+    characters, and anything outside the encoded alphabet.
+    """
+    if name == MANIFEST_MEMBER:
+        return None
+    if "\x00" in name:
+        return "contains a NUL byte"
+    if name.startswith("/") or name.startswith("\\"):
+        return "is an absolute path"
+    if "\\" in name:
+        return "contains a backslash"
+    if re.match(r"^[A-Za-z]:", name):
+        return "starts with a drive letter"
+    parts = name.split("/")
+    if any(part in ("", ".", "..") for part in parts):
+        return "has an empty, '.' or '..' component"
+    if not _NAME_RE.match(name):
+        return "has characters outside the bundle name alphabet"
+    if re.search(r"%(?![0-9A-F]{2})", name):
+        return "has a malformed %-escape"
+    return None
+
+
+def fold_name(name: str) -> str:
+    """The key under which two names would collide on a case-insensitive file system."""
+    return name.casefold()
+
+
+def check_bundle_id(bundle_id: str) -> bool:
+    return bool(_BUNDLE_ID_RE.match(bundle_id))
+
+
+def utc_text(dt: datetime) -> str:
+    """RFC 3339 UTC with microseconds and ``Z``."""
+    return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def ns_text(ns: int | None) -> str | None:
+    """A nanosecond POSIX timestamp as RFC 3339 UTC with all nine fraction digits (lossless)."""
+    if ns is None:
+        return None
+    seconds, frac = divmod(ns, 1_000_000_000)
+    base = datetime.fromtimestamp(seconds, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S")
+    return f"{base}.{frac:09d}Z"

@@ -1,0 +1,127 @@
+"""Writing a bundle: every member hashed while it is copied, the manifest signed at the seal.
+
+Invariants:
+- Until ``seal`` returns, the only file on disk is ``<id>.stb.partial``; it has no manifest and
+  a name no reader accepts, so an interrupted collection cannot pass for a complete bundle.
+- ``seal`` writes the signed manifest as the last member, closes the ZIP, fsyncs the file,
+  renames it to ``<id>.stb`` and fsyncs the folder: a sealed bundle survives power loss.
+- The SHA-256 and size of a member are of exactly the bytes written into the bundle.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from sealtrail.custody.bundle_format import (
+    BUNDLE_SUFFIX,
+    MANIFEST_MEMBER,
+    MANIFEST_TYPE,
+    PARTIAL_SUFFIX,
+    encode_member_name,
+    fold_name,
+)
+from sealtrail.custody.canonical import canonical_json
+from sealtrail.custody.durable import fsync_dir
+from sealtrail.custody.envelope import sign_envelope
+from sealtrail.custody.keys import SigningKey
+from sealtrail.errors import CollectionError
+
+_FIXED_ZIP_TIME = (1980, 1, 1, 0, 0, 0)  # real times live in the manifest, not in ZIP headers
+
+
+@dataclass(frozen=True, slots=True)
+class WrittenMember:
+    name: str
+    sha256: str
+    size: int
+
+
+class MemberSink:
+    """One member being written: ``write`` hashes and stores, ``close`` returns its digest."""
+
+    __slots__ = ("_hash", "_out", "name", "size")
+
+    def __init__(self, name: str, out: zipfile.ZipExtFile) -> None:
+        self.name = name
+        self._out = out
+        self._hash = hashlib.sha256()
+        self.size = 0
+
+    def write(self, chunk: memoryview | bytes) -> None:
+        self._hash.update(chunk)
+        self._out.write(chunk)
+        self.size += len(chunk)
+
+    def close(self) -> WrittenMember:
+        self._out.close()
+        return WrittenMember(self.name, self._hash.hexdigest(), self.size)
+
+
+class BundleWriter:
+    """Builds ``<bundles_dir>/<bundle_id>.stb``; see the module docstring for the invariants."""
+
+    def __init__(self, bundles_dir: Path, bundle_id: str) -> None:
+        self.bundle_id = bundle_id
+        self.bundles_dir = bundles_dir
+        self.partial_path = bundles_dir / f"{bundle_id}{PARTIAL_SUFFIX}"
+        self.final_path = bundles_dir / f"{bundle_id}{BUNDLE_SUFFIX}"
+        if self.final_path.exists():
+            raise CollectionError(f"bundle {self.final_path} already exists")
+        try:
+            fd = os.open(self.partial_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        except OSError as exc:
+            raise CollectionError(f"cannot create {self.partial_path}: {exc.strerror}") from exc
+        self._file = os.fdopen(fd, "wb", buffering=1 << 20)
+        self._zip = zipfile.ZipFile(self._file, "w", compression=zipfile.ZIP_STORED)
+        self._folded: set[str] = set()
+        self._sealed = False
+
+    def _unique_name(self, relpath: bytes) -> str:
+        base = encode_member_name(relpath)
+        name, n = base, 1
+        while fold_name(name) in self._folded:
+            n += 1
+            name = f"{base}~{n}"
+        self._folded.add(fold_name(name))
+        return name
+
+    def open_member(self, relpath: bytes) -> MemberSink:
+        """Start a member for the source path ``relpath``; write to it, then close it."""
+        name = self._unique_name(relpath)
+        info = zipfile.ZipInfo(name, date_time=_FIXED_ZIP_TIME)
+        info.compress_type = zipfile.ZIP_STORED
+        info.external_attr = 0o100444 << 16
+        return MemberSink(name, self._zip.open(info, "w", force_zip64=True))
+
+    def seal(self, manifest: dict[str, object], key: SigningKey) -> tuple[Path, bytes]:
+        """Sign and write the manifest, make the bundle durable and give it its final name.
+
+        Returns the final path and the manifest payload bytes (whose SHA-256 the ledger records).
+        """
+        payload = canonical_json(manifest)
+        envelope = sign_envelope(MANIFEST_TYPE, payload, key)
+        info = zipfile.ZipInfo(MANIFEST_MEMBER, date_time=_FIXED_ZIP_TIME)
+        info.external_attr = 0o100444 << 16
+        self._zip.writestr(info, envelope, compress_type=zipfile.ZIP_STORED)
+        self._zip.close()
+        self._file.flush()
+        os.fsync(self._file.fileno())
+        self._file.close()
+        os.rename(self.partial_path, self.final_path)
+        fsync_dir(self.bundles_dir)
+        self._sealed = True
+        return self.final_path, payload
+
+    def abandon(self) -> Path:
+        """Close what was written without sealing; the ``.partial`` file is kept as a record."""
+        if not self._sealed:
+            for closer in (self._zip.close, self._file.close):
+                try:
+                    closer()
+                except (OSError, ValueError, zipfile.BadZipFile):
+                    pass
+        return self.partial_path

@@ -1,0 +1,285 @@
+"""Copy what a collection plan names into a bundle, hashing each file while it is copied.
+
+Invariants:
+- Each source file is opened once (read-only, no symlink following, never a FIFO or device) and
+  read once; the bytes written to the bundle are the bytes hashed.
+- At most the size seen when the file was opened is read, so a file that keeps growing cannot
+  stall a collection; any difference between the file's state before and after the read
+  (size, mtime, ctime, inode) flags the member ``changed`` and records both states.
+- No item aborts the collection: every planned path ends with an outcome in the manifest.
+"""
+
+from __future__ import annotations
+
+import base64
+import errno
+import os
+import socket
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sealtrail import TOOL_NAME, __version__
+from sealtrail.collectors.plan import CollectionPlan, PlannedItem
+from sealtrail.collectors.source import DirectorySource, FileInfo, SwappedFile
+from sealtrail.custody.bundle_format import MANIFEST_KIND, ns_text, utc_text
+from sealtrail.custody.bundle_writer import BundleWriter
+
+CHUNK = 1 << 20
+ProgressFn = Callable[[int, int], None]
+
+
+def path_fields(relpath: bytes) -> dict[str, str]:
+    """The source path as shown in a manifest: UTF-8 text, plus base64 of the raw bytes when
+    they are not valid UTF-8 (then ``path`` is only a readable rendering)."""
+    raw = b"/" + relpath
+    try:
+        return {"path": raw.decode("utf-8")}
+    except UnicodeDecodeError:
+        return {
+            "path": raw.decode("utf-8", "backslashreplace"),
+            "path_b64": base64.b64encode(raw).decode(),
+        }
+
+
+def stat_fields(st: os.stat_result | FileInfo) -> dict[str, Any]:
+    """Source metadata with full precision (times as RFC 3339 with nanoseconds)."""
+    if isinstance(st, FileInfo):
+        values = {
+            "mode": st.mode, "uid": st.uid, "gid": st.gid, "inode": st.inode,
+            "device": st.device, "nlink": st.nlink, "size": st.size,
+            "atime": st.atime_ns, "mtime": st.mtime_ns, "ctime": st.ctime_ns,
+            "birthtime": st.birthtime_ns,
+        }
+    else:
+        birth = getattr(st, "st_birthtime_ns", None)
+        values = {
+            "mode": st.st_mode, "uid": st.st_uid, "gid": st.st_gid, "inode": st.st_ino,
+            "device": st.st_dev, "nlink": st.st_nlink, "size": st.st_size,
+            "atime": st.st_atime_ns, "mtime": st.st_mtime_ns, "ctime": st.st_ctime_ns,
+            "birthtime": birth,
+        }
+    out: dict[str, Any] = {
+        "mode": f"{values['mode']:o}",
+        "uid": values["uid"],
+        "gid": values["gid"],
+        "inode": str(values["inode"]),  # may exceed 2**53 on some file systems
+        "device": str(values["device"]),
+        "nlink": values["nlink"],
+        "size": values["size"],
+        "atime": ns_text(values["atime"]),
+        "mtime": ns_text(values["mtime"]),
+        "ctime": ns_text(values["ctime"]),
+    }
+    if values["birthtime"] is not None:
+        out["birthtime"] = ns_text(values["birthtime"])
+    return out
+
+
+def _snapshot(st: os.stat_result) -> dict[str, Any]:
+    return {
+        "size": st.st_size, "mtime": ns_text(st.st_mtime_ns), "ctime": ns_text(st.st_ctime_ns),
+        "inode": str(st.st_ino),
+    }
+
+
+@dataclass
+class CollectionTally:
+    files_done: int = 0
+    bytes_done: int = 0
+
+
+def _entry(item: PlannedItem, outcome: str, reason: str) -> dict[str, Any]:
+    record: dict[str, Any] = {
+        "source": path_fields(item.relpath),
+        "outcome": outcome,
+        "reason": reason,
+        "artifacts": list(item.artifacts),
+    }
+    if item.info is not None:
+        record["source"]["kind"] = item.info.kind
+        record["source"].update(stat_fields(item.info))
+        if item.info.link_target is not None:
+            target = item.info.link_target
+            record["source"]["link_target"] = target.decode("utf-8", "backslashreplace")
+            try:
+                item.info.link_target.decode("utf-8")
+            except UnicodeDecodeError:
+                record["source"]["link_target_b64"] = base64.b64encode(
+                    item.info.link_target
+                ).decode()
+    return record
+
+
+def copy_item(
+    source: DirectorySource, writer: BundleWriter, item: PlannedItem, buffer: bytearray
+) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+    """Copy one regular file. Returns (member record, None) or (None, entry record)."""
+    assert item.info is not None
+    try:
+        handle = source.open_regular(item.relpath, item.info)
+    except FileNotFoundError:
+        return None, _entry(item, "vanished", "gone between listing and reading")
+    except SwappedFile:
+        reason = "replaced by another file between listing and reading"
+        return None, _entry(item, "vanished", reason)
+    except OSError as exc:
+        name = errno.errorcode.get(exc.errno or 0, "EIO")
+        return None, _entry(item, "unreadable", f"{name}: {exc.strerror}")
+    view = memoryview(buffer)
+    with handle:
+        before = os.fstat(handle.fileno())
+        sink = writer.open_member(item.relpath)
+        remaining = before.st_size
+        read_error: OSError | None = None
+        try:
+            while remaining > 0:
+                n = handle.readinto(view[: min(len(buffer), remaining)])
+                if not n:
+                    break
+                sink.write(view[:n])
+                remaining -= n
+        except OSError as exc:
+            read_error = exc
+        written = sink.close()
+        after = os.fstat(handle.fileno())
+    record: dict[str, Any] = {
+        "name": written.name,
+        "sha256": written.sha256,
+        "size": written.size,
+        "artifacts": list(item.artifacts),
+        "source": {**path_fields(item.relpath), "kind": "file", **stat_fields(before)},
+        "outcome": "collected",
+        "reason": "",
+    }
+    if read_error is not None:
+        name = errno.errorcode.get(read_error.errno or 0, "EIO")
+        record["outcome"] = "partial"
+        record["reason"] = (
+            f"{name} after {written.size} of {before.st_size} bytes; the bytes read are kept"
+        )
+        return record, None
+    changed = (
+        _snapshot(before) != _snapshot(after)
+        or written.size != before.st_size
+        or before.st_size != item.info.size
+        or before.st_mtime_ns != item.info.mtime_ns
+    )
+    if changed:
+        record["outcome"] = "changed"
+        record["reason"] = (
+            f"changed while being read: {written.size} bytes kept; size {item.info.size} when "
+            f"listed, {before.st_size} when opened, {after.st_size} after reading"
+        )
+        record["changed"] = {
+            "listed": {"size": item.info.size, "mtime": ns_text(item.info.mtime_ns)},
+            "before": _snapshot(before),
+            "after": _snapshot(after),
+        }
+    return record, None
+
+
+def write_plan(
+    source: DirectorySource,
+    writer: BundleWriter,
+    plan: CollectionPlan,
+    progress: ProgressFn | None = None,
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Copy every regular file of the plan and record an outcome for everything else."""
+    members: list[dict[str, Any]] = []
+    entries: list[dict[str, Any]] = []
+    buffer = bytearray(CHUNK)
+    tally = CollectionTally()
+    for item in plan.items:
+        if item.outcome is None:
+            member, entry = copy_item(source, writer, item, buffer)
+            if member is not None:
+                members.append(member)
+                tally.bytes_done += member["size"]
+            if entry is not None:
+                entries.append(entry)
+        else:
+            entries.append(_entry(item, item.outcome, item.reason))
+        tally.files_done += 1
+        if progress is not None:
+            progress(tally.files_done, tally.bytes_done)
+    return members, entries
+
+
+def outcome_counts(
+    members: Sequence[dict[str, Any]], entries: Sequence[dict[str, Any]]
+) -> dict[str, int]:
+    counts = Counter(m["outcome"] for m in members)
+    counts.update(e["outcome"] for e in entries)
+    return dict(sorted(counts.items()))
+
+
+def build_manifest(
+    *,
+    bundle_id: str,
+    case_id: str,
+    examiner: str,
+    key_id: str,
+    key_name: str,
+    source: DirectorySource,
+    source_label: str,
+    plan: CollectionPlan,
+    requested: dict[str, Any],
+    started: datetime,
+    finished: datetime,
+    members: list[dict[str, Any]],
+    entries: list[dict[str, Any]],
+) -> dict[str, Any]:
+    """The manifest payload (see docs/bundle-format.md for every field)."""
+    return {
+        "type": MANIFEST_KIND,
+        "version": 1,
+        "bundle_id": bundle_id,
+        "case_id": case_id,
+        "collection": {
+            "examiner": examiner,
+            "key_id": key_id,
+            "key_name": key_name,
+            "host": source.hostname(),
+            "os": plan.os_name,
+            "source": {"kind": "directory", "path": source_label},
+            "collector_host": socket.gethostname(),
+            "tool": TOOL_NAME,
+            "tool_version": __version__,
+            "python": sys.version.split()[0],
+            "command_line": list(sys.argv),
+            "requested": requested,
+            "started": utc_text(started),
+            "finished": utc_text(finished),
+            "clock": "system",
+        },
+        "artifacts": [
+            {
+                "name": a.name,
+                "outcome": a.outcome,
+                "reason": a.reason,
+                "patterns": list(a.patterns),
+                "matched": a.matched,
+            }
+            for a in plan.artifacts
+        ],
+        "members": members,
+        "entries": entries,
+        "totals": {
+            "members": len(members),
+            "bytes": sum(m["size"] for m in members),
+            "outcomes": outcome_counts(members, entries),
+        },
+    }
+
+
+def now_utc() -> datetime:
+    return datetime.now(UTC)
+
+
+def monotonic() -> float:
+    return time.monotonic()

@@ -1,0 +1,499 @@
+"""Checks of a custody ledger: pure functions over its lines (no I/O).
+
+The format is described in ``ledger.py``. ``check_ledger`` runs every check and collects ALL
+problems, so one damaged entry does not hide another; ``verify_ledger`` raises the first one.
+Each problem is a ``CustodyError`` whose ``where`` is ``"ledger entry <i>"`` (i = position of
+the line, 0-based) and which carries expected and observed values where it is a comparison.
+Problems are listed by entry, and within an entry in the order of the checks below.
+
+Order of checks (and why each exists):
+
+1. **Not empty.** An empty ledger has no case, no keys and no history; it is a problem
+   (``LedgerBroken``: "ledger is empty"), never a vacuous success.
+2. **Form of each line** (``LedgerBroken``), so that later checks read well-defined values:
+   the line is JSON; it is canonical JSON (exactly one byte string per entry, so hashes and
+   signatures cannot be dodged by re-spelling); an object with exactly the entry keys and
+   their types; ``v == 1``; ``index`` equals the position (reported where the sequence breaks:
+   a deleted entry shows as a gap at its index, a swapped pair at both positions, an inserted
+   entry where it sits); ``case_id`` equals entry 0's (an entry from another case); ``time`` is
+   ``YYYY-MM-DDTHH:MM:SS.ffffffZ`` UTC; entry 0 is ``case_opened`` with well-formed
+   ``details.trusted_keys`` and no later entry is; ``key_trusted`` / ``key_revoked`` carry a
+   well-formed key record / key id.
+3. **Chain** (``LedgerBroken``): ``prev`` equals SHA-256 of the previous line's bytes (64 zeros
+   for entry 0). Editing entry k breaks entry k+1's ``prev``; deleting, inserting or swapping
+   entries breaks the chain where it happened.
+4. **Signature and trust**: the actor key must be trusted at that index (``UntrustedKey``) and
+   the Ed25519 signature over ``pae(ENTRY_PAYLOAD_TYPE, body)`` must verify with that key's
+   full public key (``SignatureInvalid``). Trust is built in index order:
+
+   * with ``pinned`` keys (the verifier's own trust anchors), entry 0 must be signed by a
+     pinned key, else "case was opened by key X which is not among the trusted keys"; pinned
+     keys are trusted everywhere, whether or not the case declares them;
+   * without pinned keys, the case's own declaration is the anchor (trust on first use;
+     ``LedgerCheck.pinned_used`` is False so the CLI can say so): entry 0 must be signed by
+     one of its declared keys;
+   * the keys declared by entry 0 become trusted only if entry 0's signature verified under
+     an anchor; ``key_trusted`` at index t trusts ``details.key`` from t+1 on, and
+     ``key_revoked`` at index r rejects that key's signatures at every index after r; both take
+     effect only if their own entry is validly signed by a key trusted at its index. A revoked
+     key is never trusted again.
+
+   Signatures are verified first (possibly on threads: PyNaCl releases the GIL) for every entry
+   whose key is known anywhere in the ledger or the pins; the trust walk then runs
+   sequentially, so problems come out in index order either way.
+
+Checking is independent of the wall-clock times in entries: they are claims by the signer.
+A key holder can still rewrite history undetectably here; only a checkpoint held by someone
+else exposes that (see ``checkpoint.py``).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import dataclasses
+import re
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from sealtrail.custody.canonical import NotCanonicalError, canonical_json, parse_json
+from sealtrail.custody.keys import PublicKey, key_id_of
+from sealtrail.custody.ledger import (
+    ACTION_RE,
+    ACTOR_KEYS,
+    CASE_OPENED,
+    ENTRY_KEYS,
+    FORMAT_VERSION,
+    KEY_REVOKED,
+    KEY_TRUSTED,
+    ZERO_HASH,
+    LedgerEntry,
+    entry_hash_of,
+    parse_time_text,
+    signed_body,
+)
+from sealtrail.errors import CustodyError, LedgerBroken, SignatureInvalid, UntrustedKey
+
+KEY_ID_RE = re.compile(r"^[0-9a-f]{16}$")
+HASH_RE = re.compile(r"^[0-9a-f]{64}$")
+# Below this many signatures a thread pool costs more than it saves.
+PARALLEL_MIN = 2000
+VERIFY_THREADS = 2
+
+
+@dataclass(frozen=True, slots=True)
+class TrustedKey:
+    """A key the check trusted at some point, and over which indices.
+
+    Attributes:
+        public: the full public key (trust is in these bytes, not in the key id).
+        role: the role the case gave it (``"pinned"`` for a pin the case does not declare).
+        source: ``"pinned"``, ``"declared"`` (entry 0) or ``"key_trusted"``.
+        trusted_from: first index at which its signatures count.
+        revoked_at: index of the ``key_revoked`` entry, if any; later signatures are rejected.
+    """
+
+    public: PublicKey
+    role: str
+    source: str
+    trusted_from: int
+    revoked_at: int | None = None
+
+    def trusted_at(self, index: int) -> bool:
+        return index >= self.trusted_from and (self.revoked_at is None or index <= self.revoked_at)
+
+
+@dataclass(slots=True)
+class LedgerCheck:
+    """The outcome of ``check_ledger``.
+
+    Attributes:
+        entries: one ``LedgerEntry`` per line (index = position; ``fields == {}`` where the
+            line is not a JSON object).
+        problems: every problem found, by entry index and then in check order.
+        case_id: entry 0's case id, if readable.
+        pinned_used: True if the verifier supplied pinned keys; False means the case's own
+            declared keys were trusted on first use.
+        keys: every key trusted at some index, by key id.
+        revocations: key id -> index of the entry that revoked it (validly signed ones only).
+    """
+
+    entries: list[LedgerEntry] = field(default_factory=list)
+    problems: list[CustodyError] = field(default_factory=list)
+    case_id: str | None = None
+    pinned_used: bool = False
+    keys: dict[str, TrustedKey] = field(default_factory=dict)
+    revocations: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def is_trusted(self, key_id: str, index: int) -> bool:
+        """Whether signatures by ``key_id`` count at ``index``."""
+        key = self.keys.get(key_id)
+        return key is not None and key.trusted_at(index)
+
+    def trusted_keys_at(self, index: int) -> list[PublicKey]:
+        return [k.public for k in self.keys.values() if k.trusted_at(index)]
+
+    def problems_at(self, index: int) -> list[CustodyError]:
+        where = f"ledger entry {index}"
+        return [p for p in self.problems if p.where == where]
+
+
+@dataclass(slots=True)
+class _Parsed:
+    """Per-line facts gathered by the form check for the later checks."""
+
+    fields: dict[str, Any] | None = None
+    problems: list[CustodyError] = field(default_factory=list)
+    signer: str | None = None  # actor key id, if well-formed
+    message: bytes | None = None  # the signed bytes, if computable
+    signature: bytes | None = None
+    declared: list[tuple[PublicKey, str]] | None = None  # entry 0's trusted keys
+    new_key: tuple[PublicKey, str] | None = None  # key_trusted
+    revoked: str | None = None  # key_revoked
+
+
+def _preview(value: object, limit: int = 80) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _b64(value: object, length: int) -> bytes | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        raw = base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError):
+        return None
+    if len(raw) != length or base64.b64encode(raw).decode() != value:
+        return None
+    return raw
+
+
+def _key_record(obj: object, with_role: bool) -> tuple[PublicKey, str] | None:
+    """A ``{"name","public_key","key_id"[,"role"]}`` record whose key id matches its key."""
+    if not isinstance(obj, dict) or not isinstance(obj.get("name"), str):
+        return None
+    raw = _b64(obj.get("public_key"), 32)
+    if raw is None or obj.get("key_id") != key_id_of(raw):
+        return None
+    role = obj.get("role", "")
+    if with_role and (not isinstance(role, str) or not role):
+        return None
+    return PublicKey(obj["name"], raw), role
+
+
+_FIELD_RULES: dict[str, tuple[str, Any]] = {
+    "v": (f"the integer {FORMAT_VERSION}", lambda v: _is_int(v) and v == FORMAT_VERSION),
+    "case_id": ("a non-empty string", lambda v: isinstance(v, str) and bool(v)),
+    "index": ("an integer", _is_int),
+    "time": (
+        "UTC time text YYYY-MM-DDTHH:MM:SS.ffffffZ",
+        lambda v: isinstance(v, str) and parse_time_text(v) is not None,
+    ),
+    "clock": ("a non-empty string", lambda v: isinstance(v, str) and bool(v)),
+    "action": ("a lowercase snake case string", lambda v: isinstance(v, str)
+               and ACTION_RE.match(v) is not None),
+    "actor": (
+        "an object with name, key_id (16 hex) and role",
+        lambda v: isinstance(v, dict) and set(v) == ACTOR_KEYS
+        and isinstance(v["name"], str) and isinstance(v["role"], str)
+        and isinstance(v["key_id"], str) and KEY_ID_RE.match(v["key_id"]) is not None,
+    ),
+    "subject": ("an object", lambda v: isinstance(v, dict)),
+    "custody": ("an object", lambda v: isinstance(v, dict)),
+    "details": ("an object", lambda v: isinstance(v, dict)),
+    "prev": ("64 lowercase hex digits", lambda v: isinstance(v, str)
+             and HASH_RE.match(v) is not None),
+    "sig": ("base64 of a 64-byte signature", lambda v: _b64(v, 64) is not None),
+}
+
+
+def _check_form(i: int, line: bytes) -> _Parsed:
+    """Check 2 for one line, except index and case id (which need context)."""
+    where = f"ledger entry {i}"
+    out = _Parsed()
+    try:
+        value = parse_json(line)
+    except NotCanonicalError:
+        out.problems.append(LedgerBroken(
+            where, "line is not valid JSON", expected="a canonical JSON object",
+            observed=_preview(line)))
+        return out
+    try:
+        canonical = canonical_json(value)
+    except NotCanonicalError as exc:
+        out.problems.append(LedgerBroken(where, f"line holds values outside canonical JSON: {exc}"))
+        canonical = None
+    if canonical is not None and canonical != line:
+        out.problems.append(LedgerBroken(
+            where, "line is not in canonical JSON form",
+            expected=f"{len(canonical)} canonical bytes", observed=f"{len(line)} bytes"))
+    if not isinstance(value, dict):
+        out.problems.append(LedgerBroken(
+            where, "entry is not a JSON object", expected="an object",
+            observed=type(value).__name__))
+        return out
+    out.fields = value
+    if set(value) != ENTRY_KEYS:
+        out.problems.append(LedgerBroken(
+            where, "entry does not have exactly the entry keys",
+            expected=sorted(ENTRY_KEYS), observed=sorted(value)))
+    bad = set()
+    for name, (description, rule) in _FIELD_RULES.items():
+        if name in value and not rule(value[name]):
+            bad.add(name)
+            out.problems.append(LedgerBroken(
+                where, f"field {name!r} is malformed", expected=description,
+                observed=_preview(value[name])))
+    action = value.get("action") if "action" not in bad else None
+    details = value.get("details") if "details" not in bad else None
+    if i == 0 and action != CASE_OPENED:
+        out.problems.append(LedgerBroken(
+            where, "the first entry must open the case", expected=CASE_OPENED, observed=action))
+    elif i > 0 and action == CASE_OPENED:
+        out.problems.append(LedgerBroken(
+            where, "only entry 0 may open the case", expected="any other action",
+            observed=CASE_OPENED))
+    if isinstance(details, dict):
+        _check_key_details(i, action, details, out)
+    if not bad.intersection({"actor", "sig"}) and {"actor", "sig"} <= set(value):
+        out.signer = value["actor"]["key_id"]
+        out.signature = _b64(value["sig"], 64)
+        try:
+            out.message = signed_body(value)
+        except NotCanonicalError:
+            out.message = None
+    return out
+
+
+def _check_key_details(i: int, action: object, details: dict[str, Any], out: _Parsed) -> None:
+    where = f"ledger entry {i}"
+    if i == 0 and action == CASE_OPENED:
+        records = details.get("trusted_keys")
+        parsed = (
+            [_key_record(r, with_role=True) for r in records]
+            if isinstance(records, list) and records else [None]
+        )
+        if any(p is None for p in parsed):
+            out.problems.append(LedgerBroken(
+                where, "details.trusted_keys is malformed",
+                expected="a non-empty list of {name, public_key, key_id, role} whose key ids "
+                "match their keys", observed=_preview(records)))
+        else:
+            out.declared = [p for p in parsed if p is not None]
+    elif action == KEY_TRUSTED:
+        record = _key_record(details.get("key"), with_role=False)
+        role = details.get("role")
+        if record is None or not isinstance(role, str) or not role:
+            out.problems.append(LedgerBroken(
+                where, "key_trusted details are malformed",
+                expected="details.key {name, public_key, key_id} and details.role",
+                observed=_preview(details)))
+        else:
+            out.new_key = (record[0], role)
+    elif action == KEY_REVOKED:
+        key_id = details.get("key_id")
+        if not isinstance(key_id, str) or not KEY_ID_RE.match(key_id):
+            out.problems.append(LedgerBroken(
+                where, "key_revoked details are malformed",
+                expected="details.key_id (16 hex)", observed=_preview(key_id)))
+        else:
+            out.revoked = key_id
+
+
+def _verify_all(
+    jobs: list[tuple[int, PublicKey, bytes, bytes]], threads: int
+) -> dict[int, bool]:
+    """Verify (index, key, message, signature) jobs; order of results does not matter."""
+    def run(chunk: list[tuple[int, PublicKey, bytes, bytes]]) -> list[tuple[int, bool]]:
+        return [(i, key.verify(msg, sig)) for i, key, msg, sig in chunk]
+
+    if threads <= 1 or len(jobs) < PARALLEL_MIN:
+        return dict(run(jobs))
+    size = max(256, len(jobs) // (threads * 8))
+    chunks = [jobs[s : s + size] for s in range(0, len(jobs), size)]
+    results: dict[int, bool] = {}
+    with ThreadPoolExecutor(threads) as pool:
+        for part in pool.map(run, chunks):
+            results.update(part)
+    return results
+
+
+def check_ledger(
+    lines: Sequence[bytes], pinned: Sequence[PublicKey] = (), *, threads: int = VERIFY_THREADS
+) -> LedgerCheck:
+    """Run every check (see the module docstring) and collect all problems.
+
+    Args:
+        lines: the ledger's lines without newlines (``Ledger.read_lines()``).
+        pinned: the verifier's trusted keys; empty means trust on first use of the case's
+            declared keys.
+        threads: threads for signature verification (1 to verify on the calling thread).
+    """
+    result = LedgerCheck(pinned_used=bool(pinned))
+    if not lines:
+        result.problems.append(LedgerBroken(
+            "ledger", "ledger is empty", expected="at least entry 0 (case_opened)",
+            observed="0 entries"))
+        return result
+
+    parsed = [_check_form(i, line) for i, line in enumerate(lines)]
+    result.entries = [
+        LedgerEntry(i, line, p.fields if p.fields is not None else {})
+        for i, (line, p) in enumerate(zip(lines, parsed, strict=True))
+    ]
+    first = parsed[0].fields or {}
+    case_id = first.get("case_id")
+    result.case_id = case_id if isinstance(case_id, str) and case_id else None
+
+    # Check 2 (context part: index sequence, case id) and check 3 (chain).
+    prev_index: object = None
+    prev_hash = ZERO_HASH
+    for i, (line, p) in enumerate(zip(lines, parsed, strict=True)):
+        where = f"ledger entry {i}"
+        fields = p.fields or {}
+        index = fields.get("index")
+        if _is_int(index) and index != i and not (_is_int(prev_index) and index == prev_index + 1):
+            p.problems.append(LedgerBroken(
+                where, "index is out of sequence (entries deleted, inserted or reordered)",
+                expected=i, observed=index))
+        prev_index = index
+        other = fields.get("case_id")
+        if result.case_id is not None and isinstance(other, str) and other != result.case_id:
+            p.problems.append(LedgerBroken(
+                where, "entry belongs to another case", expected=result.case_id, observed=other))
+        prev = fields.get("prev")
+        if isinstance(prev, str) and HASH_RE.match(prev) and prev != prev_hash:
+            p.problems.append(LedgerBroken(
+                where, "chain broken: prev is not the hash of the previous entry"
+                + (" (entry 0 must have 64 zeros)" if i == 0 else f" (entry {i - 1})"),
+                expected=prev_hash, observed=prev))
+        prev_hash = entry_hash_of(line)
+
+    # Check 4: verify every signature whose key is known anywhere, then walk trust in order.
+    candidates: dict[str, PublicKey] = {}
+    for p in parsed:
+        for key, _role in (p.declared or []) + ([p.new_key] if p.new_key else []):
+            candidates.setdefault(key.key_id, key)
+    for key in pinned:
+        candidates[key.key_id] = key
+    jobs = [
+        (i, candidates[p.signer], p.message, p.signature)
+        for i, p in enumerate(parsed)
+        if p.signer in candidates and p.message is not None and p.signature is not None
+    ]
+    verified = _verify_all(jobs, threads)
+    _walk_trust(parsed, pinned, verified, result)
+
+    for p in parsed:
+        result.problems.extend(p.problems)
+    return result
+
+
+def _walk_trust(
+    parsed: list[_Parsed],
+    pinned: Sequence[PublicKey],
+    verified: dict[int, bool],
+    result: LedgerCheck,
+) -> None:
+    keys = result.keys
+    revoked = result.revocations
+    for key in pinned:
+        keys[key.key_id] = TrustedKey(key, "pinned", "pinned", 0)
+
+    for i, p in enumerate(parsed):
+        where = f"ledger entry {i}"
+        signer = p.signer
+        if signer is None or p.signature is None or p.message is None:
+            continue  # the form check already reported why
+        if i == 0:
+            declared = {k.key_id: (k, role) for k, role in (p.declared or [])}
+            if pinned:
+                anchor = keys.get(signer)
+                if anchor is None:
+                    p.problems.append(UntrustedKey(
+                        where, f"case was opened by key {signer} which is not among the "
+                        "trusted keys", expected=sorted(k.key_id for k in pinned),
+                        observed=signer))
+                    continue
+            else:
+                anchor_pair = declared.get(signer)
+                if anchor_pair is None:
+                    p.problems.append(UntrustedKey(
+                        where, f"case was opened by key {signer} which is not among its "
+                        "declared trusted keys", expected=sorted(declared), observed=signer))
+                    continue
+            if not verified.get(i, False):
+                p.problems.append(SignatureInvalid(
+                    where, f"signature by key {signer} does not verify",
+                    expected="a valid Ed25519 signature over the entry",
+                    observed="invalid signature"))
+                continue
+            for key_id, (key, role) in declared.items():
+                if key_id in keys:
+                    keys[key_id] = dataclasses.replace(keys[key_id], role=role)
+                else:
+                    keys[key_id] = TrustedKey(key, role, "declared", 0)
+            continue
+
+        if signer in revoked and i > revoked[signer]:
+            p.problems.append(UntrustedKey(
+                where, f"signed by key {signer} revoked at entry {revoked[signer]}",
+                expected=f"a key trusted at entry {i}", observed=signer))
+            continue
+        state = keys.get(signer)
+        if state is None or i < state.trusted_from:
+            p.problems.append(UntrustedKey(
+                where, f"signed by key {signer} which is not trusted at entry {i}",
+                expected=sorted(k for k, s in keys.items() if s.trusted_at(i)),
+                observed=signer))
+            continue
+        if not verified.get(i, False):
+            p.problems.append(SignatureInvalid(
+                where, f"signature by key {signer} does not verify",
+                expected="a valid Ed25519 signature over the entry",
+                observed="invalid signature"))
+            continue
+        # A validly signed entry by a trusted key: its key statements take effect.
+        if p.new_key is not None:
+            key, role = p.new_key
+            if key.key_id in revoked:
+                p.problems.append(UntrustedKey(
+                    where, f"key {key.key_id} was revoked at entry {revoked[key.key_id]} "
+                    "and cannot be trusted again", expected="a key never revoked",
+                    observed=key.key_id))
+            elif key.key_id not in keys:
+                keys[key.key_id] = TrustedKey(key, role, "key_trusted", i + 1)
+        if p.revoked is not None and p.revoked not in revoked:
+            revoked[p.revoked] = i
+            if p.revoked in keys:
+                keys[p.revoked] = dataclasses.replace(keys[p.revoked], revoked_at=i)
+
+
+def verify_ledger(lines: Sequence[bytes], pinned: Sequence[PublicKey] = ()) -> None:
+    """Raise the first problem ``check_ledger`` finds (with the rest as notes), else return.
+
+    Raises:
+        CustodyError: ``LedgerBroken``, ``SignatureInvalid`` or ``UntrustedKey``.
+    """
+    result = check_ledger(lines, pinned)
+    if result.problems:
+        first = result.problems[0]
+        rest = result.problems[1:]
+        if rest:
+            first.add_note(f"{len(rest)} more ledger problem(s):")
+            for problem in rest[:20]:
+                first.add_note(f"  {problem}")
+            if len(rest) > 20:
+                first.add_note(f"  ... and {len(rest) - 20} more")
+        raise first

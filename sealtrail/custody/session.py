@@ -1,0 +1,154 @@
+"""A collection run inside a case: ledger entry, bundle, seal, ledger entry.
+
+Order (each step acknowledged before the next):
+1. ``collection_started`` is appended to the ledger (who, what source, what was asked for).
+2. The plan is copied into ``<id>.stb.partial``, every member hashed while copied.
+3. The manifest is signed and the bundle sealed (fsync, rename to ``<id>.stb``, fsync folder).
+4. ``bundle_sealed`` is appended with the manifest's SHA-256, binding the bundle to the ledger.
+If anything fails or is interrupted between 1 and 4 (disk full, Ctrl-C, an I/O error), the
+``.partial`` file is kept and ``collection_failed`` is appended with the reason, when the ledger
+can still be written. A crash that leaves neither is visible to verify as a started collection
+without an outcome.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sealtrail.collectors.plan import CollectionPlan
+from sealtrail.collectors.source import DirectorySource
+from sealtrail.custody.bundle_writer import BundleWriter
+from sealtrail.custody.case import Case
+from sealtrail.custody.collection import (
+    ProgressFn,
+    build_manifest,
+    now_utc,
+    outcome_counts,
+    write_plan,
+)
+from sealtrail.custody.keys import SigningKey
+from sealtrail.errors import CollectionError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class CollectionResult:
+    bundle_id: str
+    bundle_path: str
+    manifest_sha256: str
+    members: int
+    bytes: int
+    outcomes: dict[str, int]
+    started: datetime
+    finished: datetime
+    ledger_index: int
+
+    @property
+    def seconds(self) -> float:
+        return (self.finished - self.started).total_seconds()
+
+
+def new_bundle_id(host: str | None, when: datetime) -> str:
+    label = re.sub(r"[^A-Za-z0-9.-]+", "-", host or "unknown-host").strip("-.")[:40] or "host"
+    return f"{when.strftime('%Y%m%dT%H%M%SZ')}-{label}-{secrets.token_hex(4)}"
+
+
+def run_collection(
+    case: Case,
+    key: SigningKey,
+    source: DirectorySource,
+    plan: CollectionPlan,
+    *,
+    source_label: str,
+    requested: dict[str, Any],
+    custody: dict[str, str] | None = None,
+    progress: ProgressFn | None = None,
+) -> CollectionResult:
+    ledger = case.ledger()
+    case.require_signer(ledger, key)
+    started = now_utc()
+    bundle_id = new_bundle_id(source.hostname(), started)
+    planned_files = sum(1 for item in plan.items if item.outcome is None)
+    ledger.append(
+        key,
+        "collection_started",
+        role="examiner",
+        subject={"bundle_id": bundle_id},
+        custody=custody,
+        details={
+            "source": {"kind": "directory", "path": source_label},
+            "host": source.hostname(),
+            "os": plan.os_name,
+            "requested": requested,
+            "planned_files": planned_files,
+            "planned_items": len(plan.items),
+        },
+    )
+    writer = BundleWriter(case.bundles_dir, bundle_id)
+    try:
+        members, entries = write_plan(source, writer, plan, progress)
+        finished = now_utc()
+        manifest = build_manifest(
+            bundle_id=bundle_id, case_id=case.case_id, examiner=case.examiner,
+            key_id=key.key_id, key_name=key.name, source=source, source_label=source_label,
+            plan=plan, requested=requested, started=started, finished=finished,
+            members=members, entries=entries,
+        )
+        path, payload = writer.seal(manifest, key)
+    except BaseException as exc:
+        partial = writer.abandon()
+        reason = "interrupted (Ctrl-C)" if isinstance(exc, KeyboardInterrupt) else str(exc)
+        try:
+            ledger.append(
+                key, "collection_failed", role="examiner", subject={"bundle_id": bundle_id},
+                details={"reason": reason, "partial_file": partial.name},
+            )
+        except Exception as ledger_exc:  # noqa: BLE001 - the original failure must surface
+            log.error("could not record the failed collection in the ledger: %s", ledger_exc)
+        if isinstance(exc, KeyboardInterrupt | CollectionError):
+            raise
+        if isinstance(exc, OSError):
+            raise CollectionError(
+                f"collection {bundle_id} failed: {exc.strerror or exc}; "
+                f"unsealed data kept in {partial}"
+            ) from exc
+        raise
+    manifest_sha256 = hashlib.sha256(payload).hexdigest()
+    outcomes = outcome_counts(members, entries)
+    total_bytes = sum(m["size"] for m in members)
+    entry = ledger.append(
+        key,
+        "bundle_sealed",
+        role="examiner",
+        subject={"bundle_id": bundle_id, "manifest_sha256": manifest_sha256},
+        custody=custody,
+        details={
+            "bundle_file": path.name,
+            "members": len(members),
+            "bytes": total_bytes,
+            "outcomes": outcomes,
+            "storage": str(path.parent),
+        },
+    )
+    return CollectionResult(
+        bundle_id, str(path), manifest_sha256, len(members), total_bytes, outcomes,
+        started, finished, entry.index,
+    )
+
+
+def requested_fields(artifacts: Sequence[str], paths: Sequence[str], os_name: str | None,
+                     max_file_size: int | None) -> dict[str, Any]:
+    return {
+        "artifacts": list(artifacts),
+        "paths": list(paths),
+        "os": os_name,
+        "max_file_size": max_file_size,
+    }

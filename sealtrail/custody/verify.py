@@ -1,0 +1,361 @@
+"""Verification of a case folder or of a single bundle. Reads only; never modifies anything.
+
+Order of checks for a case (``check_case``); every failure is collected, none stops the rest
+unless a later check cannot run without it:
+1. The case folder and ``case.json`` can be read (else stop: nothing to verify against).
+2. The ledger file: a last line without a newline is an unacknowledged, torn append (a notice,
+   not a problem: it was never acknowledged; the next writer cuts it and keeps the bytes).
+3. The ledger entries (``ledger_check``): canonical form, indices, case id, the hash chain, and
+   each entry's signature by a key trusted at that index. Trust starts from the keys pinned
+   with ``--trust`` (or, without them, from the keys the case declares: trust on first use,
+   reported as a notice), extended by ``key_trusted`` and cut by ``key_revoked`` entries.
+4. ``case.json`` agrees with ledger entry 0 (case id, title, examiner).
+5. Checkpoints (those stored in ``checkpoints/`` and those given with ``--checkpoint``): each
+   is well formed and signed by a trusted key, names this case's origin, and the ledger
+   extends it: the Merkle root of the ledger's first ``size`` entries equals its root. A
+   ledger shorter than a checkpoint was truncated; a different root means rewritten or forked
+   history. Two checkpoints of one size with different roots are proof of equivocation.
+6. Bundles: every ``bundle_sealed`` entry's bundle is present and passes ``check_bundle``
+   (safe names, manifest signature by the key that sealed it in the ledger, member set, every
+   member's size and SHA-256), and its manifest SHA-256 equals the one in the ledger. A sealed
+   bundle the ledger does not record is a problem; an unsealed ``.partial`` file and a started
+   collection with no outcome are notices.
+Exit status (CLI): 0 when there is no problem, 1 otherwise.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sealtrail.custody.bundle_format import BUNDLE_SUFFIX, PARTIAL_SUFFIX
+from sealtrail.custody.bundle_reader import check_bundle
+from sealtrail.custody.canonical import NotCanonicalError, parse_json
+from sealtrail.custody.case import Case
+from sealtrail.custody.checkpoint import Checkpoint, parse_and_verify_checkpoint
+from sealtrail.custody.keys import PublicKey, public_key_from_obj
+from sealtrail.custody.ledger_check import check_ledger
+from sealtrail.custody.merkle import MerkleTree, leaf_hash
+from sealtrail.errors import (
+    CaseError,
+    CheckpointInvalid,
+    CustodyError,
+    HashMismatch,
+    InconsistentLedger,
+    LedgerBroken,
+    ManifestInvalid,
+    MemberMissing,
+    MemberUnexpected,
+)
+
+
+@dataclass
+class VerificationReport:
+    """What a verification found. ``ok`` only when there are no problems."""
+
+    target: str
+    problems: list[CustodyError] = field(default_factory=list)
+    notices: list[str] = field(default_factory=list)
+    checked: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def to_json_obj(self) -> dict[str, Any]:
+        return {
+            "ok": self.ok,
+            "target": self.target,
+            "problems": [problem_json(p) for p in self.problems],
+            "notices": list(self.notices),
+            "checked": dict(self.checked),
+        }
+
+    def raise_first(self) -> None:
+        if self.problems:
+            raise self.problems[0]
+
+
+def problem_json(problem: CustodyError) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "kind": type(problem).__name__,
+        "where": problem.where,
+        "message": problem.message,
+        "text": str(problem),
+    }
+    if problem.expected is not None or problem.observed is not None:
+        out["expected"] = None if problem.expected is None else str(problem.expected)
+        out["observed"] = None if problem.observed is None else str(problem.observed)
+    return out
+
+
+def read_ledger_lines(path: Path) -> tuple[list[bytes], bytes]:
+    """Complete lines (without newlines) and the torn tail (b"" when there is none)."""
+    data = path.read_bytes()
+    if not data:
+        return [], b""
+    *lines, tail = data.split(b"\n")
+    return lines, tail
+
+
+def _parsed(lines: Sequence[bytes]) -> list[dict[str, Any] | None]:
+    out: list[dict[str, Any] | None] = []
+    for line in lines:
+        try:
+            value = parse_json(line)
+        except NotCanonicalError:
+            value = None
+        out.append(value if isinstance(value, dict) else None)
+    return out
+
+
+def keys_ever_declared(entries: Sequence[dict[str, Any] | None]) -> dict[str, PublicKey]:
+    """Every key any entry declared (revoked or not), to find the key that sealed a bundle."""
+    keys: dict[str, PublicKey] = {}
+    for i, fields in enumerate(entries):
+        if not fields:
+            continue
+        details = fields.get("details") or {}
+        records: list[Any] = []
+        if fields.get("action") == "case_opened" and isinstance(details, dict):
+            records = list(details.get("trusted_keys") or [])
+        elif fields.get("action") == "key_trusted" and isinstance(details, dict):
+            records = [details.get("key")]
+        for record in records:
+            try:
+                key = public_key_from_obj(record, f"ledger entry {i}")
+            except CustodyError:
+                continue
+            keys[key.key_id] = key
+    return keys
+
+
+def check_case(
+    root: Path,
+    pinned: Sequence[PublicKey] = (),
+    checkpoint_files: Sequence[Path] = (),
+) -> VerificationReport:
+    """Run the checks in the module docstring's order and collect every problem."""
+    report = VerificationReport(str(root))
+    try:
+        case = Case.load(root)
+    except CaseError as exc:
+        report.problems.append(CustodyError(str(root), str(exc)))
+        return report
+    if not case.ledger_path.exists():
+        report.problems.append(LedgerBroken(str(case.ledger_path), "ledger file is missing"))
+        return report
+    lines, tail = read_ledger_lines(case.ledger_path)
+    if tail:
+        report.notices.append(
+            f"ledger ends with {len(tail)} bytes of a torn, unacknowledged append "
+            "(cut and kept aside by the next writer)"
+        )
+    ledger = check_ledger(lines, pinned)
+    report.problems.extend(ledger.problems)
+    if not ledger.pinned_used:
+        report.notices.append(
+            "no --trust key given: trusted the keys the case declares itself (trust on first "
+            "use); pin the examiner's public key with --trust to detect a rewritten case"
+        )
+    entries = _parsed(lines)
+    report.checked["ledger_entries"] = len(lines)
+    _check_case_file(case, entries, report)
+    declared = keys_ever_declared(entries)
+    trusted_now = [*pinned, *declared.values()]
+    _check_checkpoints(case, lines, trusted_now, checkpoint_files, report)
+    _check_bundles(case, entries, declared, report)
+    return report
+
+
+def _check_case_file(
+    case: Case, entries: Sequence[dict[str, Any] | None], report: VerificationReport
+) -> None:
+    first = entries[0] if entries else None
+    if not first:
+        return
+    details = first.get("details") or {}
+    pairs = {
+        "case_id": (first.get("case_id"), case.case_id),
+        "title": (details.get("title"), case.title),
+        "examiner": (details.get("examiner"), case.examiner),
+    }
+    for name, (signed, stated) in pairs.items():
+        if signed != stated:
+            report.problems.append(
+                CustodyError(
+                    f"{case.root}/case.json", f"{name} differs from ledger entry 0",
+                    expected=signed, observed=stated,
+                )
+            )
+
+
+def _check_checkpoints(
+    case: Case,
+    lines: Sequence[bytes],
+    trusted: Sequence[PublicKey],
+    given: Sequence[Path],
+    report: VerificationReport,
+) -> None:
+    folder = case.checkpoints_dir
+    stored = sorted(folder.glob("*.checkpoint")) if folder.is_dir() else []
+    files = [*stored, *given]
+    if not files:
+        return
+    tree = MerkleTree([leaf_hash(line) for line in lines])
+    seen: dict[int, dict[bytes, str]] = defaultdict(dict)
+    for path in files:
+        where = f"checkpoint {path}"
+        try:
+            checkpoint, _ = parse_and_verify_checkpoint(path.read_bytes(), trusted, where=where)
+        except OSError as exc:
+            report.problems.append(CheckpointInvalid(where, f"cannot read: {exc.strerror}"))
+            continue
+        except CheckpointInvalid as exc:
+            report.problems.append(exc)
+            continue
+        report.checked["checkpoints"] = report.checked.get("checkpoints", 0) + 1
+        seen[checkpoint.size].setdefault(checkpoint.root, str(path))
+        problem = consistency_problem(case, checkpoint, tree, len(lines), where)
+        if problem:
+            report.problems.append(problem)
+    for size, roots in sorted(seen.items()):
+        if len(roots) > 1:
+            report.problems.append(
+                InconsistentLedger(
+                    f"checkpoints of size {size}",
+                    "two signed checkpoints of one size with different roots (equivocation): "
+                    + ", ".join(sorted(roots.values())),
+                )
+            )
+
+
+def consistency_problem(
+    case: Case, checkpoint: Checkpoint, tree: MerkleTree, size: int, where: str
+) -> CustodyError | None:
+    """Why the ledger (of ``size`` entries) does not extend ``checkpoint``, or None."""
+    if checkpoint.origin != case.origin:
+        return CheckpointInvalid(
+            where, "checkpoint is for another log", expected=case.origin,
+            observed=checkpoint.origin,
+        )
+    if checkpoint.size > size:
+        return InconsistentLedger(
+            where,
+            f"ledger has {size} entries but the checkpoint commits to {checkpoint.size}: "
+            "entries after the checkpoint were removed (truncated or rolled back)",
+            expected=checkpoint.size,
+            observed=size,
+        )
+    root = tree.root(checkpoint.size)
+    if root != checkpoint.root:
+        return InconsistentLedger(
+            where,
+            f"the ledger's first {checkpoint.size} entries are not the ones the checkpoint "
+            "signed: history was rewritten or forked",
+            expected=checkpoint.root.hex(),
+            observed=root.hex(),
+        )
+    return None
+
+
+def _check_bundles(
+    case: Case,
+    entries: Sequence[dict[str, Any] | None],
+    declared: dict[str, PublicKey],
+    report: VerificationReport,
+) -> None:
+    sealed: dict[str, tuple[int, dict[str, Any]]] = {}
+    started: dict[str, int] = {}
+    ended: set[str] = set()
+    for i, fields in enumerate(entries):
+        if not fields:
+            continue
+        subject = fields.get("subject") or {}
+        bundle_id = subject.get("bundle_id") if isinstance(subject, dict) else None
+        if not isinstance(bundle_id, str):
+            continue
+        action = fields.get("action")
+        if action == "collection_started":
+            started[bundle_id] = i
+        elif action == "bundle_sealed":
+            sealed[bundle_id] = (i, fields)
+            ended.add(bundle_id)
+        elif action == "collection_failed":
+            ended.add(bundle_id)
+    for bundle_id, index in started.items():
+        if bundle_id not in ended:
+            report.notices.append(
+                f"ledger entry {index}: collection {bundle_id} started and has no recorded "
+                "outcome (interrupted before it could be recorded)"
+            )
+    bundles = 0
+    for bundle_id, (index, fields) in sorted(sealed.items(), key=lambda kv: kv[1][0]):
+        path = case.bundles_dir / f"{bundle_id}{BUNDLE_SUFFIX}"
+        where = f"bundle {bundle_id}"
+        if not path.exists():
+            report.problems.append(
+                MemberMissing(where, f"sealed at ledger entry {index}, but the file is missing")
+            )
+            continue
+        actor = fields.get("actor") or {}
+        key = declared.get(str(actor.get("key_id")))
+        trusted = [key] if key else []
+        result = check_bundle(path, trusted)
+        report.problems.extend(result.problems)
+        bundles += 1
+        report.checked["members"] = report.checked.get("members", 0) + result.members_checked
+        report.checked["bytes"] = report.checked.get("bytes", 0) + result.bytes_checked
+        if result.manifest_payload is not None:
+            digest = hashlib.sha256(result.manifest_payload).hexdigest()
+            recorded = (fields.get("subject") or {}).get("manifest_sha256")
+            if digest != recorded:
+                report.problems.append(
+                    HashMismatch(
+                        f"{where} manifest",
+                        f"manifest differs from the one sealed at ledger entry {index}",
+                        expected=recorded, observed=digest,
+                    )
+                )
+            if result.manifest and result.manifest.get("case_id") != case.case_id:
+                report.problems.append(
+                    ManifestInvalid(
+                        f"{where} manifest", "belongs to another case",
+                        expected=case.case_id, observed=result.manifest.get("case_id"),
+                    )
+                )
+    report.checked["bundles"] = bundles
+    if case.bundles_dir.is_dir():
+        for path in sorted(case.bundles_dir.iterdir()):
+            if path.name.endswith(PARTIAL_SUFFIX):
+                report.notices.append(f"unsealed collection left in {path.name} (not evidence)")
+            elif path.name.endswith(BUNDLE_SUFFIX):
+                if path.name.removesuffix(BUNDLE_SUFFIX) not in sealed:
+                    report.problems.append(
+                        MemberUnexpected(
+                            f"bundle {path.name}", "is in bundles/ but no ledger entry seals it"
+                        )
+                    )
+
+
+def check_single_bundle(path: Path, trusted: Sequence[PublicKey]) -> VerificationReport:
+    """Verify one bundle on its own (what legal receives): signature by a trusted key,
+    member set, every member's size and SHA-256."""
+    report = VerificationReport(str(path))
+    result = check_bundle(path, trusted)
+    report.problems.extend(result.problems)
+    report.checked = {
+        "bundles": 1,
+        "members": result.members_checked,
+        "bytes": result.bytes_checked,
+    }
+    if result.manifest_payload is not None:
+        report.notices.append(
+            "manifest sha256 " + hashlib.sha256(result.manifest_payload).hexdigest()
+            + " (compare with the case ledger's bundle_sealed entry)"
+        )
+    return report
