@@ -30,6 +30,7 @@ __all__ = [
     "DefinitionRegistry",
     "UnknownArtifact",
     "catalogue_dir",
+    "describe",
     "load_registry",
     "normalise_os",
     "own_definitions_dir",
@@ -319,10 +320,7 @@ class DefinitionRegistry:
                 leaves.setdefault(definition.name, definition)
                 continue
             members = [
-                member
-                for source in groups
-                if source.applies_to(os_name)
-                for member in source.names
+                member for source in groups if source.applies_to(os_name) for member in source.names
             ]
             stack.extend(self.get(m) for m in reversed(members))
             if len(groups) != len(definition.sources):
@@ -334,6 +332,16 @@ class DefinitionRegistry:
         """The members of the default triage group for ``os_name``, as written."""
         group = self.get(triage_group(os_name))
         return [m for s in group.sources if s.applies_to(os_name) for m in s.names]
+
+
+def describe(
+    registry: DefinitionRegistry, os_name: str | None = None
+) -> list[tuple[str, str, tuple[str, ...]]]:
+    """(name, doc, supported_os) of every definition that applies to ``os_name``, sorted.
+
+    For ``sealtrail artifacts list``; also importable from `sealtrail.collectors.plan`.
+    """
+    return [(d.name, d.doc, d.supported_os) for d in registry.definitions(os_name)]
 
 
 def triage_group(os_name: str) -> str:
@@ -349,17 +357,19 @@ def triage_group(os_name: str) -> str:
         raise UsageError(f"no default triage set for {os_name}; pass --artifact") from None
 
 
-def _load(folders: tuple[Path, ...]) -> DefinitionRegistry:
-    definitions: list[ArtifactDefinition] = []
-    for folder in folders:
-        for path in _yaml_files(folder):
-            definitions.extend(_read_file(path))
-    return DefinitionRegistry(definitions)
+def _read_folder(folder: Path) -> tuple[ArtifactDefinition, ...]:
+    return tuple(d for path in _yaml_files(folder) for d in _read_file(path))
+
+
+@lru_cache(maxsize=1)
+def _shipped_definitions() -> tuple[ArtifactDefinition, ...]:
+    """The catalogue and sealtrail's own definitions, read once per process."""
+    return _read_folder(catalogue_dir()) + _read_folder(own_definitions_dir())
 
 
 @lru_cache(maxsize=1)
 def _default_registry() -> DefinitionRegistry:
-    return _load((catalogue_dir(), own_definitions_dir()))
+    return DefinitionRegistry(_shipped_definitions())
 
 
 def load_registry(extra_dirs: Sequence[Path] = ()) -> DefinitionRegistry:
@@ -376,4 +386,5 @@ def load_registry(extra_dirs: Sequence[Path] = ()) -> DefinitionRegistry:
     """
     if not extra_dirs:
         return _default_registry()
-    return _load((catalogue_dir(), own_definitions_dir(), *(Path(d) for d in extra_dirs)))
+    extra = tuple(d for folder in extra_dirs for d in _read_folder(Path(folder)))
+    return DefinitionRegistry(_shipped_definitions() + extra)

@@ -142,6 +142,11 @@ class Globber:
             self._infos[relpath] = cached
         return cached
 
+    def info(self, relpath: bytes) -> FileInfo | None:
+        """What ``lstat`` says about ``relpath`` (cached), None if it cannot be stat'ed."""
+        found = self._lstat(relpath)
+        return found if isinstance(found, FileInfo) else None
+
     # -- matching ---------------------------------------------------------------------------
 
     def glob(
@@ -212,9 +217,7 @@ class _Walk:
         if isinstance(listing, OSError):
             if not isinstance(listing, FileNotFoundError | NotADirectoryError):
                 name = _errno_name(listing)
-                self._problem(
-                    parent, "unreadable", f"cannot list {_show(parent)}: {name}", name
-                )
+                self._problem(parent, "unreadable", f"cannot list {_show(parent)}: {name}", name)
             return []
         entries: list[FileInfo] = []
         for entry in listing:
