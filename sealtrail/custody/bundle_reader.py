@@ -75,8 +75,8 @@ class BundleCheck:
 class BundleFile:
     """An opened bundle: its ZIP directory and raw access to member bytes."""
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
+    def __init__(self, path: Path | str) -> None:
+        self.path = path = Path(path)
         self.where = f"bundle {path.name}"
         try:
             self._file: BinaryIO = open(path, "rb")  # noqa: SIM115 - closed in close()
@@ -87,8 +87,11 @@ class BundleFile:
         except (zipfile.BadZipFile, OSError, ValueError) as exc:
             self._file.close()
             raise ManifestInvalid(self.where, f"not a readable ZIP file ({exc})") from exc
+        # orig_filename: zipfile truncates names at a NUL; the raw name must be judged.
         self.members: list[ZipMember] = [
-            ZipMember(i.filename, i.header_offset, i.compress_size, i.file_size, i.compress_type)
+            ZipMember(
+                i.orig_filename, i.header_offset, i.compress_size, i.file_size, i.compress_type
+            )
             for i in zf.infolist()
         ]
         zf.close()

@@ -129,7 +129,9 @@ def parse_time_text(text: str) -> datetime | None:
     if not TIME_RE.match(text):
         return None
     try:
-        return datetime.strptime(text, TIME_FORMAT).replace(tzinfo=UTC)
+        # The regex fixed the shape; fromisoformat (3.11 reads "Z" as UTC) checks the calendar
+        # and is much faster than strptime, which matters when checking 100k entries.
+        return datetime.fromisoformat(text)
     except ValueError:
         return None
 

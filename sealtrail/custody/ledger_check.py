@@ -58,13 +58,14 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from sealtrail.custody.canonical import NotCanonicalError, canonical_json, parse_json
+from sealtrail.custody.canonical import NotCanonicalError, canonical_json, pae, parse_json
 from sealtrail.custody.keys import PublicKey, key_id_of
 from sealtrail.custody.ledger import (
     ACTION_RE,
     ACTOR_KEYS,
     CASE_OPENED,
     ENTRY_KEYS,
+    ENTRY_PAYLOAD_TYPE,
     FORMAT_VERSION,
     KEY_REVOKED,
     KEY_TRUSTED,
@@ -80,6 +81,7 @@ KEY_ID_RE = re.compile(r"^[0-9a-f]{16}$")
 HASH_RE = re.compile(r"^[0-9a-f]{64}$")
 # Below this many signatures a thread pool costs more than it saves.
 PARALLEL_MIN = 2000
+CHUNK = 500
 VERIFY_THREADS = 2
 
 
@@ -268,12 +270,43 @@ def _check_form(i: int, line: bytes) -> _Parsed:
         _check_key_details(i, action, details, out)
     if not bad.intersection({"actor", "sig"}) and {"actor", "sig"} <= set(value):
         out.signer = value["actor"]["key_id"]
-        out.signature = _b64(value["sig"], 64)
-        try:
-            out.message = signed_body(value)
-        except NotCanonicalError:
-            out.message = None
+        out.signature = base64.b64decode(value["sig"])
+        out.message = _fast_signed_body(line, value) if canonical == line else None
+        if out.message is None:
+            try:
+                out.message = signed_body(value)
+            except NotCanonicalError:
+                out.message = None
     return out
+
+
+def _fast_signed_body(line: bytes, value: dict[str, Any]) -> bytes | None:
+    """The signed bytes of a line already known to be canonical, cut from the line itself.
+
+    In a canonical entry the members are in key order, so ``"sig"`` sits between ``"prev"``
+    and ``"subject"``: the body is the line without ``,"sig":"..."``. The members after it are
+    re-serialised with ``canonical_json`` to find the cut exactly (a nested ``"sig"`` key cannot
+    confuse it). This halves the canonical-JSON work per entry. Anything unexpected returns
+    None and the caller serialises the body the ordinary way; a wrong cut could only make a
+    good signature fail, never a bad one pass.
+    """
+    if set(value) != ENTRY_KEYS or not isinstance(value["sig"], str):
+        return None
+    try:
+        suffix = b"".join((
+            b',"subject":', canonical_json(value["subject"]),
+            b',"time":', canonical_json(value["time"]),
+            b',"v":', canonical_json(value["v"]), b"}",
+        ))
+    except NotCanonicalError:
+        return None
+    sig_member = b',"sig":"' + value["sig"].encode("ascii", "replace") + b'"'
+    head_end = len(line) - len(suffix) - len(sig_member)
+    if head_end <= 0 or line[head_end : len(line) - len(suffix)] != sig_member:
+        return None
+    if not line.endswith(suffix):
+        return None
+    return pae(ENTRY_PAYLOAD_TYPE, line[:head_end] + suffix)
 
 
 def _check_key_details(i: int, action: object, details: dict[str, Any], out: _Parsed) -> None:
@@ -311,22 +344,56 @@ def _check_key_details(i: int, action: object, details: dict[str, Any], out: _Pa
             out.revoked = key_id
 
 
-def _verify_all(
-    jobs: list[tuple[int, PublicKey, bytes, bytes]], threads: int
-) -> dict[int, bool]:
-    """Verify (index, key, message, signature) jobs; order of results does not matter."""
-    def run(chunk: list[tuple[int, PublicKey, bytes, bytes]]) -> list[tuple[int, bool]]:
-        return [(i, key.verify(msg, sig)) for i, key, msg, sig in chunk]
+_Job = tuple[int, PublicKey, bytes, bytes]
 
-    if threads <= 1 or len(jobs) < PARALLEL_MIN:
-        return dict(run(jobs))
-    size = max(256, len(jobs) // (threads * 8))
-    chunks = [jobs[s : s + size] for s in range(0, len(jobs), size)]
-    results: dict[int, bool] = {}
-    with ThreadPoolExecutor(threads) as pool:
-        for part in pool.map(run, chunks):
-            results.update(part)
-    return results
+
+def _verify_jobs(jobs: list[_Job]) -> list[tuple[int, bool]]:
+    return [(i, key.verify(message, signature)) for i, key, message, signature in jobs]
+
+
+def _parse_and_verify(
+    lines: Sequence[bytes], pinned: Sequence[PublicKey], threads: int
+) -> tuple[list[_Parsed], dict[int, bool]]:
+    """Checks 2 (per line) and the signature half of check 4, pipelined.
+
+    Lines are form-checked in chunks on the calling thread; each chunk's signatures are handed
+    to a thread pool as soon as the chunk is done, so the (GIL-releasing) Ed25519 work of one
+    chunk overlaps the (GIL-bound) parsing of the next. A signature is verified with the key
+    of that id known from the pins or from any entry up to the end of its chunk: a key
+    introduced later cannot be trusted at an earlier index, so nothing needed is skipped.
+    Results are keyed by index; trust and reporting happen afterwards, in index order.
+    """
+    candidates: dict[str, PublicKey] = {key.key_id: key for key in pinned}
+    parsed: list[_Parsed] = []
+    verified: dict[int, bool] = {}
+    pool = (
+        ThreadPoolExecutor(threads) if threads > 1 and len(lines) >= PARALLEL_MIN else None
+    )
+    futures = []
+    try:
+        for start in range(0, len(lines), CHUNK):
+            chunk = [
+                _check_form(i, lines[i]) for i in range(start, min(start + CHUNK, len(lines)))
+            ]
+            parsed.extend(chunk)
+            for p in chunk:
+                for key, _role in (p.declared or []) + ([p.new_key] if p.new_key else []):
+                    candidates.setdefault(key.key_id, key)
+            jobs = [
+                (i, candidates[p.signer], p.message, p.signature)
+                for i, p in enumerate(chunk, start)
+                if p.signer in candidates and p.message is not None and p.signature is not None
+            ]
+            if pool is None:
+                verified.update(_verify_jobs(jobs))
+            else:
+                futures.append(pool.submit(_verify_jobs, jobs))
+        for future in futures:
+            verified.update(future.result())
+    finally:
+        if pool is not None:
+            pool.shutdown(cancel_futures=True)
+    return parsed, verified
 
 
 def check_ledger(
@@ -347,7 +414,7 @@ def check_ledger(
             observed="0 entries"))
         return result
 
-    parsed = [_check_form(i, line) for i, line in enumerate(lines)]
+    parsed, verified = _parse_and_verify(lines, pinned, threads)
     result.entries = [
         LedgerEntry(i, line, p.fields if p.fields is not None else {})
         for i, (line, p) in enumerate(zip(lines, parsed, strict=True))
@@ -380,19 +447,7 @@ def check_ledger(
                 expected=prev_hash, observed=prev))
         prev_hash = entry_hash_of(line)
 
-    # Check 4: verify every signature whose key is known anywhere, then walk trust in order.
-    candidates: dict[str, PublicKey] = {}
-    for p in parsed:
-        for key, _role in (p.declared or []) + ([p.new_key] if p.new_key else []):
-            candidates.setdefault(key.key_id, key)
-    for key in pinned:
-        candidates[key.key_id] = key
-    jobs = [
-        (i, candidates[p.signer], p.message, p.signature)
-        for i, p in enumerate(parsed)
-        if p.signer in candidates and p.message is not None and p.signature is not None
-    ]
-    verified = _verify_all(jobs, threads)
+    # Check 4: signatures were verified above; now walk trust in index order.
     _walk_trust(parsed, pinned, verified, result)
 
     for p in parsed:

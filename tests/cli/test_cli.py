@@ -1,0 +1,247 @@
+"""The command line: exit codes, exact error lines, JSON output, the whole flow."""
+
+from __future__ import annotations
+
+import json
+import os
+import zipfile
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from sealtrail.cli.main import cli
+from tests.conftest import make_linux_host
+from tests.custody.tamper import flip_byte, rewrite
+
+
+@pytest.fixture
+def run():
+    runner = CliRunner()
+
+    def invoke(*args: str, env: dict[str, str] | None = None):
+        return runner.invoke(cli, [str(a) for a in args], env=env, catch_exceptions=False)
+
+    return invoke
+
+
+@pytest.fixture
+def flow(tmp_path, run):
+    keys = tmp_path / "keys"
+    assert run("keys", "generate", "--name", "alice", "--out", keys).exit_code == 0
+    host = make_linux_host(tmp_path / "host")
+    case = tmp_path / "case"
+    result = run("case", "init", case, "--title", "web01 breach", "--examiner", "Alice",
+                 "--key", keys / "alice.key", "--authority", "INC-42")
+    assert result.exit_code == 0, result.output
+    result = run("collect", case, "--source", host, "--key", keys / "alice.key",
+                 "--path", "srv/data/**", "--json")
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.output)
+    return {"keys": keys, "case": case, "host": host, "summary": summary, "tmp": tmp_path}
+
+
+def test_keys_generate_writes_0600_private_key_and_prints_the_id(tmp_path, run):
+    result = run("keys", "generate", "--name", "bob", "--out", tmp_path)
+    assert result.exit_code == 0
+    assert (tmp_path / "bob.key").stat().st_mode & 0o777 == 0o600
+    shown = run("keys", "show", tmp_path / "bob.pub")
+    key_id = shown.output.split("key id:")[1].split()[0]
+    assert key_id in result.output
+    assert len(key_id) == 16
+    again = run("keys", "generate", "--name", "bob", "--out", tmp_path)
+    assert again.exit_code == 2
+    assert "refusing to overwrite" in again.output
+
+
+def test_collect_json_summary(flow):
+    summary = flow["summary"]
+    assert summary["members"] >= 8
+    assert summary["outcomes"]["collected"] == summary["members"]
+    assert Path(summary["bundle"]).exists()
+    assert len(summary["manifest_sha256"]) == 64
+
+
+def test_verify_ok_then_tampered_exits_1_naming_bundle_and_member(flow, run):
+    ok = run("verify", flow["case"], "--trust", flow["keys"] / "alice.pub")
+    assert ok.exit_code == 0, ok.output
+    assert ok.output.startswith("OK: ")
+    name = flip_byte(Path(flow["summary"]["bundle"]), "var/log/auth.log")
+    bad = run("verify", flow["case"], "--trust", flow["keys"] / "alice.pub")
+    assert bad.exit_code == 1
+    problem_lines = [line for line in bad.output.splitlines() if line.startswith("problem:")]
+    assert len(problem_lines) == 1
+    bundle_id = flow["summary"]["bundle_id"]
+    assert problem_lines[0].startswith(
+        f"problem: bundle {bundle_id}.stb member {name}: SHA-256 differs from the manifest"
+    )
+    as_json = json.loads(run("verify", flow["case"], "--trust", flow["keys"] / "alice.pub",
+                             "--json").output)
+    assert as_json["ok"] is False
+    assert as_json["problems"][0]["kind"] == "HashMismatch"
+    assert set(as_json) == {"ok", "problems", "checked", "notices", "target"}
+
+
+def test_verify_single_bundle_needs_trust(flow, run):
+    bundle = flow["summary"]["bundle"]
+    result = run("verify", bundle)
+    assert result.exit_code == 2
+    assert result.output.strip() == "Error: verifying a bundle on its own needs --trust PUBFILE"
+    ok = run("verify", bundle, "--trust", flow["keys"] / "alice.pub")
+    assert ok.exit_code == 0, ok.output
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"garbage", "not a sealtrail key file (not JSON)"),
+        (b'{"type": "sealtrail.ed25519.private", "version": 1, "name": "a", "seed": "AAAA",'
+         b' "public_key": "AAAA"}', "corrupt: seed is not 32 bytes of base64"),
+    ],
+)
+def test_corrupt_key_file_is_one_line_exit_2(flow, run, content, message):
+    bad = flow["tmp"] / "bad.key"
+    bad.write_bytes(content)
+    result = run("ledger", "record", flow["case"], "--key", bad, "--action", "stored")
+    assert result.exit_code == 2
+    assert result.output == f"Error: key file {bad}: {message}\n"
+
+
+def test_public_key_given_as_signing_key(flow, run):
+    pub = flow["keys"] / "alice.pub"
+    result = run("ledger", "record", flow["case"], "--key", pub, "--action", "stored")
+    assert result.exit_code == 2
+    assert result.output == (
+        f"Error: key file {pub}: is a public key; a private key (.key) is needed to sign\n"
+    )
+
+
+def test_untrusted_signer_is_refused_before_writing(flow, run):
+    assert run("keys", "generate", "--name", "mallory", "--out", flow["keys"]).exit_code == 0
+    before = (flow["case"] / "ledger.jsonl").read_bytes()
+    result = run("collect", flow["case"], "--source", flow["host"],
+                 "--key", flow["keys"] / "mallory.key")
+    assert result.exit_code == 2
+    assert "is not trusted in case" in result.output
+    assert (flow["case"] / "ledger.jsonl").read_bytes() == before
+
+
+def test_key_from_environment_variable(flow, run):
+    result = run("ledger", "record", flow["case"], "--action", "stored", "--storage", "vault 3",
+                 env={"SEALTRAIL_KEY": str(flow["keys"] / "alice.key")})
+    assert result.exit_code == 0, result.output
+    shown = run("ledger", "show", flow["case"], "--json")
+    last = json.loads(shown.output.splitlines()[-1])
+    assert last["action"] == "stored"
+    assert last["custody"] == {"storage": "vault 3"}
+
+
+def test_ledger_record_show_checkpoint_prove(flow, run):
+    key = flow["keys"] / "alice.key"
+    result = run("ledger", "record", flow["case"], "--key", key, "--action", "transferred",
+                 "--to", "Bob Counsel", "--method", "hand delivery", "--seal", "S-1")
+    assert result.exit_code == 0
+    out = flow["tmp"] / "counsel.txt"
+    cp = run("ledger", "checkpoint", flow["case"], "--key", key, "--out", out)
+    assert cp.exit_code == 0
+    text = out.read_text()
+    assert text.startswith("sealtrail.case/")
+    assert "\n\n\u2014 alice " in text
+    run("ledger", "record", flow["case"], "--key", key, "--action", "examined")
+    proved = run("ledger", "prove", flow["case"], "--checkpoint", out,
+                 "--trust", flow["keys"] / "alice.pub")
+    assert proved.exit_code == 0, proved.output
+    assert "ledger (6 entries) extends the checkpoint (4 entries)" in proved.output
+    shown = run("ledger", "show", flow["case"])
+    assert "transferred" in shown.output
+    assert "to=Bob Counsel" in shown.output
+    verified = run("verify", flow["case"], "--trust", flow["keys"] / "alice.pub",
+                   "--checkpoint", out)
+    assert verified.exit_code == 0, verified.output
+    # truncate the ledger to before the checkpoint: prove and verify both fail
+    ledger = flow["case"] / "ledger.jsonl"
+    ledger.write_bytes(b"".join(line + b"\n" for line in ledger.read_bytes().splitlines()[:3]))
+    proved = run("ledger", "prove", flow["case"], "--checkpoint", out)
+    assert proved.exit_code == 1
+    assert "truncated or rolled back" in proved.output
+
+
+def test_bundle_show_and_extract(flow, run):
+    bundle = flow["summary"]["bundle"]
+    shown = run("bundle", "show", bundle, "--trust", flow["keys"] / "alice.pub")
+    assert shown.exit_code == 0
+    assert "signature verified: alice" in shown.output
+    assert "/srv/data/customers.csv" in shown.output
+    dest = flow["tmp"] / "out"
+    result = run("bundle", "extract", bundle, dest, "--trust", flow["keys"] / "alice.pub")
+    assert result.exit_code == 0, result.output
+    assert (dest / "data/srv/data/customers.csv").read_bytes() == (
+        flow["host"] / "srv/data/customers.csv").read_bytes()
+    assert json.loads((dest / "manifest.json").read_text())["bundle_id"]
+
+
+def test_extract_refuses_traversal_and_writes_nothing_outside(flow, run):
+    bundle = Path(flow["summary"]["bundle"])
+    rewrite(bundle, add={"data/../../escaped.txt": b"pwned"})
+    dest = flow["tmp"] / "sub" / "out"
+    result = run("bundle", "extract", bundle, dest)
+    assert result.exit_code == 3
+    assert "unsafe member name" in result.output
+    assert not (flow["tmp"] / "escaped.txt").exists()
+    assert not dest.exists()
+
+
+def test_extract_refuses_nonempty_destination(flow, run):
+    dest = flow["tmp"] / "full"
+    dest.mkdir()
+    (dest / "x").write_text("x")
+    result = run("bundle", "extract", flow["summary"]["bundle"], dest)
+    assert result.exit_code == 2
+    expected = f"Error: {dest} is not empty; extract into a new or empty folder"
+    assert result.output.strip() == expected
+
+
+def test_missing_case_folder_is_a_usage_error(tmp_path, run):
+    result = run("ledger", "show", tmp_path / "nope")
+    assert result.exit_code == 2
+    expected = f"Error: {tmp_path / 'nope'} is not a case folder (no such folder)"
+    assert result.output.strip() == expected
+
+
+def test_missing_source_folder(flow, run):
+    result = run("collect", flow["case"], "--source", flow["tmp"] / "nope",
+                 "--key", flow["keys"] / "alice.key")
+    assert result.exit_code == 2
+    assert result.output.startswith("Error: ")
+    assert "nope" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_case_trust_adds_a_second_examiner(flow, run):
+    assert run("keys", "generate", "--name", "bob", "--out", flow["keys"]).exit_code == 0
+    result = run("case", "trust", flow["case"], flow["keys"] / "bob.pub",
+                 "--key", flow["keys"] / "alice.key", "--note", "second examiner")
+    assert result.exit_code == 0
+    bob_collect = run("collect", flow["case"], "--source", flow["host"],
+                      "--key", flow["keys"] / "bob.key")
+    assert bob_collect.exit_code == 0, bob_collect.output
+    verified = run("verify", flow["case"], "--trust", flow["keys"] / "alice.pub")
+    assert verified.exit_code == 0, verified.output
+    assert "bundles 2" in verified.output
+
+
+def test_artifacts_list(run):
+    result = run("artifacts", "list", "--os", "linux")
+    assert result.exit_code == 0
+    assert "LinuxAuthLogs" in result.output
+    triage = run("artifacts", "list", "--os", "windows", "--triage")
+    assert triage.exit_code == 0
+    assert triage.output.strip()
+
+
+def test_bundle_member_is_readable_by_a_plain_zip_tool(flow):
+    with zipfile.ZipFile(flow["summary"]["bundle"]) as zf:
+        names = zf.namelist()
+    assert "data/etc/passwd" in names
+    assert names[-1] == "manifest.dsse.json"
+    assert os.path.getsize(flow["summary"]["bundle"]) > 0
