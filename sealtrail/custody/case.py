@@ -24,15 +24,11 @@ from typing import Any
 from sealtrail.custody.canonical import NotCanonicalError, parse_json, pretty_json
 from sealtrail.custody.durable import replace_file
 from sealtrail.custody.keys import PublicKey, SigningKey, public_key_from_obj, write_public_key
-from sealtrail.custody.ledger import Ledger, LedgerEntry, utc_now_text
+from sealtrail.custody.ledger import Ledger, LedgerEntry, trusted_key_record, utc_now_text
 from sealtrail.errors import CaseError, CustodyError, UsageError
 
 CASE_FILE = "case.json"
 CASE_KIND = "sealtrail.case"
-
-
-def key_record(key: PublicKey, role: str) -> dict[str, str]:
-    return {"name": key.name, "public_key": key.b64, "key_id": key.key_id, "role": role}
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,10 +78,10 @@ class Case:
         case = cls(root, case_id, title, examiner, f"sealtrail.case/{case_id}")
         for folder in (root, case.bundles_dir, case.keys_dir, case.checkpoints_dir):
             folder.mkdir(parents=True, exist_ok=True)
-        keys = [key_record(key.public, "examiner")]
+        keys = [trusted_key_record(key.public, "examiner")]
         for extra in trust:
             if extra.key_id not in {k["key_id"] for k in keys}:
-                keys.append(key_record(extra, "trusted"))
+                keys.append(trusted_key_record(extra, "trusted"))
         custody = {k: v for k, v in (("authority", authority), ("location", location)) if v}
         meta = {
             "type": CASE_KIND,
@@ -165,7 +161,7 @@ class Case:
             signer,
             "key_trusted",
             role="examiner",
-            details={"key": key_record(new_key, role), "role": role},
+            details={"key": trusted_key_record(new_key, role), "role": role},
             custody={"note": note} if note else None,
         )
         self.store_public_key(new_key)

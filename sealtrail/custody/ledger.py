@@ -86,6 +86,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from sealtrail.custody.canonical import NotCanonicalError, canonical_json, pae, parse_json
+from sealtrail.custody.durable import fsync_dir
 from sealtrail.custody.keys import PublicKey, SigningKey
 from sealtrail.errors import CaseError, CustodyError, LedgerBroken, UsageError
 
@@ -196,14 +197,6 @@ class LedgerEntry:
         """The claimed UTC time, or None if missing or malformed."""
         value = self.fields.get("time")
         return parse_time_text(value) if isinstance(value, str) else None
-
-
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _resolve(path: Path | str) -> Path:
@@ -336,7 +329,7 @@ class Ledger:
                 raise CaseError(f"{path} already exists; refusing to create a ledger") from None
             finally:
                 tmp.unlink()
-            _fsync_dir(path.parent)
+            fsync_dir(path.parent)
         return ledger
 
     @classmethod
@@ -394,7 +387,7 @@ class Ledger:
             os.fsync(tfd)
         finally:
             os.close(tfd)
-        _fsync_dir(self.path.parent)
+        fsync_dir(self.path.parent)
         # Only now that the bytes are safe elsewhere is the ledger shortened.
         os.ftruncate(fd, keep)
         os.fsync(fd)
