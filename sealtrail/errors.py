@@ -7,6 +7,7 @@ mismatches, the expected and observed values. The CLI turns these into one ``Err
     ├── UsageError            bad arguments or files given by the user (exit 2)
     ├── KeyFileError          a key file that is missing, corrupt or of the wrong kind
     ├── CollectionError       a collection that cannot start or cannot be sealed
+    ├── AnalysisError         ingest, query or scan that cannot be done (bad SQL, no database)
     ├── CaseError             a case folder that is missing, incomplete or already exists
     └── CustodyError          evidence or custody records that fail verification
         ├── HashMismatch
@@ -46,6 +47,10 @@ class CaseError(SealtrailError):
 
 class CollectionError(SealtrailError):
     """A collection could not start or could not be sealed."""
+
+
+class AnalysisError(SealtrailError):
+    """An ingest, query, export or scan that cannot be done as asked."""
 
 
 class CustodyError(SealtrailError):

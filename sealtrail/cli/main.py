@@ -1,7 +1,7 @@
 """The ``sealtrail`` command group and its error boundary.
 
-Exit status: 0 success; 1 verification found a problem; 2 usage error (bad arguments, bad key
-file, not a case folder); 3 any other failure (a collection that could not finish, I/O errors).
+Exit status: 0 success; 1 verification found a problem (also: ingest refused for that reason);
+2 usage error (bad arguments, bad key file, not a case folder, bad SQL); 3 any other failure (a collection that could not finish, I/O errors).
 Library errors become one ``Error:`` line on stderr; ``--verbose`` shows the traceback instead.
 """
 
@@ -14,7 +14,7 @@ from typing import Any
 import click
 
 from sealtrail import __version__
-from sealtrail.errors import CaseError, KeyFileError, SealtrailError, UsageError
+from sealtrail.errors import AnalysisError, CaseError, KeyFileError, SealtrailError, UsageError
 
 EXIT_PROBLEM = 1
 EXIT_USAGE = 2
@@ -36,8 +36,10 @@ class SealtrailGroup(click.Group):
             if (ctx.obj or {}).get("verbose"):
                 raise
             code = EXIT_FAILURE
-            if isinstance(exc, UsageError | KeyFileError | CaseError):
+            if isinstance(exc, UsageError | KeyFileError | CaseError | AnalysisError):
                 code = EXIT_USAGE
+            if getattr(exc, "exit_code", None) == EXIT_PROBLEM:
+                code = EXIT_PROBLEM
             if isinstance(exc, SealtrailError):
                 message = str(exc)
             else:
@@ -69,10 +71,12 @@ def cli(ctx: click.Context, verbose: bool) -> None:
 
 
 def register() -> None:
-    from sealtrail.cli import artifacts, bundle, case, collect, keys, ledger, verify
+    from sealtrail.cli import analysis, artifacts, bundle, case, collect, keys, ledger, verify
 
     for module in (keys, case, collect, bundle, ledger, verify, artifacts):
         cli.add_command(module.command)
+    for command in (analysis.ingest, analysis.query, analysis.timeline, analysis.export_command):
+        cli.add_command(command)
 
 
 register()

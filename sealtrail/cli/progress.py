@@ -31,6 +31,15 @@ class ProgressLine:
             nl=False,
         )
 
+    def members(self, done: int, total: int) -> None:
+        if not self.enabled:
+            return
+        now = time.monotonic()
+        if now - self._last < 0.2 and done < total:
+            return
+        self._last = now
+        click.echo(f"\rparsed {done}/{total} members ", err=True, nl=False)
+
     def done(self) -> None:
         if self.enabled:
             click.echo("", err=True)

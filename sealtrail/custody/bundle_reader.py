@@ -17,6 +17,7 @@ Order of checks for one bundle (``check_bundle``), each reported with the bundle
 from __future__ import annotations
 
 import hashlib
+import io
 import struct
 import zipfile
 from collections.abc import Iterable, Iterator
@@ -144,6 +145,14 @@ class BundleFile:
             remaining -= len(chunk)
             yield chunk
 
+    def open_member(self, member: ZipMember) -> MemberWindow:
+        """A read-only, seekable stream of a stored member's bytes (its own file handle)."""
+        if member.compress_type != zipfile.ZIP_STORED:
+            raise ManifestInvalid(
+                f"{self.where} member {member.name}", "member is compressed; bundles store only"
+            )
+        return MemberWindow(self.path, self._data_offset(member), member.compress_size)
+
     def read_member(self, member: ZipMember, limit: int) -> bytes:
         if member.compress_size > limit:
             raise ManifestInvalid(f"{self.where} member {member.name}", "too large")
@@ -154,6 +163,46 @@ class BundleFile:
             if member.name == name:
                 return member
         return None
+
+
+class MemberWindow(io.RawIOBase):
+    """Bytes ``offset .. offset + size`` of a bundle file, as a read-only seekable stream."""
+
+    def __init__(self, path: Path, offset: int, size: int) -> None:
+        super().__init__()
+        self._file = open(path, "rb", buffering=0)  # noqa: SIM115 - closed in close()
+        self._start = offset
+        self._size = size
+        self._pos = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._pos
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self._size}[whence]
+        self._pos = max(0, base + offset)
+        return self._pos
+
+    def readinto(self, buffer) -> int:  # noqa: ANN001 - any writable buffer
+        remaining = self._size - self._pos
+        if remaining <= 0:
+            return 0
+        view = memoryview(buffer).cast("B")[: min(len(buffer), remaining)]
+        self._file.seek(self._start + self._pos)
+        n = self._file.readinto(view)
+        self._pos += n or 0
+        return n or 0
+
+    def close(self) -> None:
+        if not self.closed:
+            self._file.close()
+        super().close()
 
 
 def check_names(bundle: BundleFile) -> list[CustodyError]:

@@ -263,12 +263,11 @@ def consistency_problem(
     return None
 
 
-def _check_bundles(
-    case: Case,
+def bundle_history(
     entries: Sequence[dict[str, Any] | None],
-    declared: dict[str, PublicKey],
-    report: VerificationReport,
-) -> None:
+) -> tuple[dict[str, tuple[int, dict[str, Any]]], dict[str, int], set[str]]:
+    """From parsed ledger entries: sealed bundles (id -> (index, entry)), started collections
+    (id -> index) and the ids whose collection ended (sealed or failed)."""
     sealed: dict[str, tuple[int, dict[str, Any]]] = {}
     started: dict[str, int] = {}
     ended: set[str] = set()
@@ -287,6 +286,23 @@ def _check_bundles(
             ended.add(bundle_id)
         elif action == "collection_failed":
             ended.add(bundle_id)
+    return sealed, started, ended
+
+
+def sealed_bundles(case: Case) -> dict[str, tuple[int, dict[str, Any]]]:
+    """The bundles the case's ledger records as sealed, in ledger order."""
+    lines, _tail = read_ledger_lines(case.ledger_path)
+    sealed, _, _ = bundle_history(_parsed(lines))
+    return dict(sorted(sealed.items(), key=lambda kv: kv[1][0]))
+
+
+def _check_bundles(
+    case: Case,
+    entries: Sequence[dict[str, Any] | None],
+    declared: dict[str, PublicKey],
+    report: VerificationReport,
+) -> None:
+    sealed, started, ended = bundle_history(entries)
     for bundle_id, index in started.items():
         if bundle_id not in ended:
             report.notices.append(

@@ -1,0 +1,82 @@
+"""Rows to Arrow: the only module that imports pyarrow.
+
+Parsers yield frozen ``Event`` objects; workers gather them into column lists and write one
+Parquet file per member, which DuckDB loads in bulk (``read_parquet``): never row by row.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from sealtrail.analysis.schema import EVENT_COLUMNS, INGEST_ERROR_COLUMNS
+
+_ARROW_TYPES = {
+    "TIMESTAMPTZ": pa.timestamp("us", tz="UTC"),
+    "VARCHAR": pa.string(),
+    "INTEGER": pa.int32(),
+    "BIGINT": pa.int64(),
+    "JSON": pa.string(),
+    "BOOLEAN": pa.bool_(),
+    "VARCHAR[]": pa.list_(pa.string()),
+}
+
+
+def arrow_schema(columns: Sequence[tuple[str, str, str]]) -> pa.Schema:
+    return pa.schema([(name, _ARROW_TYPES[kind]) for name, kind, _ in columns])
+
+
+EVENTS_SCHEMA = arrow_schema(EVENT_COLUMNS)
+ERRORS_SCHEMA = arrow_schema(INGEST_ERROR_COLUMNS)
+
+
+class ParquetSink:
+    """Gathers rows (dicts or tuples in schema order) and writes them in row groups."""
+
+    def __init__(self, path: Path, schema: pa.Schema, batch_rows: int = 65536) -> None:
+        self.path = path
+        self.schema = schema
+        self.names = schema.names
+        self.batch_rows = batch_rows
+        self.columns: list[list[Any]] = [[] for _ in self.names]
+        self.rows = 0
+        self._writer: pq.ParquetWriter | None = None
+
+    def add(self, values: Sequence[Any]) -> None:
+        for column, value in zip(self.columns, values, strict=True):
+            column.append(value)
+        self.rows += 1
+        if len(self.columns[0]) >= self.batch_rows:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self.columns[0]:
+            return
+        batch = pa.record_batch(
+            [pa.array(col, type=field.type) for col, field in zip(self.columns, self.schema,
+                                                                   strict=True)],
+            schema=self.schema,
+        )
+        if self._writer is None:
+            self._writer = pq.ParquetWriter(self.path, self.schema, compression="zstd")
+        self._writer.write_batch(batch)
+        self.columns = [[] for _ in self.names]
+
+    def close(self) -> int:
+        """Write what is left; returns the number of rows (0 means no file was written)."""
+        self.flush()
+        if self._writer is not None:
+            self._writer.close()
+        return self.rows
+
+
+def write_table(path: Path, columns: Sequence[tuple[str, str, str]],
+                rows: Iterable[Sequence[Any]]) -> int:
+    sink = ParquetSink(path, arrow_schema(columns))
+    for row in rows:
+        sink.add(row)
+    return sink.close()

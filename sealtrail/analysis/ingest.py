@@ -1,0 +1,301 @@
+"""Ingest: verified bundles -> parsers (in sandboxed workers) -> the DuckDB case database.
+
+Order:
+1. Verify the case (``check_case``). Evidence that fails verification is refused, naming the
+   first problem, unless ``force``: then it is ingested and the ledger entry says so, with the
+   problems.
+2. For each sealed bundle not ingested yet: its manifest gives an ``artifacts`` row per item and
+   file-system time events (source ``manifest_fs``); each data member goes to a worker, which
+   picks a parser and writes events and rejections to Parquet.
+3. The Parquet files are loaded in bulk; every member's account (seen = loaded + rejected, a
+   parser failure counting as one rejected item) is stored with its artifacts row.
+4. Events are re-sorted by time; the database is checkpointed and closed; its SHA-256 is taken.
+5. An ``ingested`` ledger entry records the bundles, parsers and versions, row counts, and the
+   database digest, so a later reader knows exactly which evidence the database was built from.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from sealtrail.analysis.arrow_rows import write_table
+from sealtrail.analysis.parsers.registry import REGISTRY
+from sealtrail.analysis.sandbox import WorkerPool, default_timeout
+from sealtrail.analysis.schema import ARTIFACT_COLUMNS, EVENT_COLUMNS, INGEST_ERROR_COLUMNS
+from sealtrail.analysis.store import DATABASE_NAME, CaseDatabase
+from sealtrail.analysis.worker import MemberResult, MemberTask
+from sealtrail.custody.bundle_reader import BundleFile
+from sealtrail.custody.canonical import json_text
+from sealtrail.custody.case import Case
+from sealtrail.custody.extract import read_unverified_manifest
+from sealtrail.custody.keys import PublicKey, SigningKey
+from sealtrail.custody.verify import check_case, sealed_bundles
+from sealtrail.errors import AnalysisError, CustodyError
+
+FS_TIMES = (
+    ("mtime", "file_modified", "modified (mtime)"),
+    ("atime", "file_accessed", "accessed (atime)"),
+    ("ctime", "file_changed", "inode changed (ctime)"),
+    ("birthtime", "file_created", "created (birth time)"),
+)
+FS_PARSER = ("manifest_fs", "1")
+
+
+class IngestRefused(AnalysisError):
+    """The case failed verification and ``force`` was not given (CLI exit status 1)."""
+
+    exit_code = 1
+
+    def __init__(self, problems: Sequence[CustodyError]) -> None:
+        self.problems = list(problems)
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        super().__init__(
+            f"refusing to ingest evidence that fails verification: {problems[0]}{more}; "
+            "run 'sealtrail verify' for the details, or --force to ingest anyway (recorded "
+            "in the ledger)"
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class MemberAccount:
+    bundle_id: str
+    member_path: str
+    parser: str | None
+    seen: int
+    loaded: int
+    rejected: int
+    failure: str | None
+
+
+@dataclass
+class IngestReport:
+    bundles: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    accounts: list[MemberAccount] = field(default_factory=list)
+    events_added: int = 0
+    errors_added: int = 0
+    artifacts_added: int = 0
+    fs_events: int = 0
+    forced: bool = False
+    problems: list[str] = field(default_factory=list)
+    database: str = ""
+    database_sha256: str = ""
+    ledger_index: int | None = None
+    seconds: float = 0.0
+
+    def to_json_obj(self) -> dict[str, Any]:
+        return {
+            "bundles": self.bundles,
+            "skipped": self.skipped,
+            "events_added": self.events_added,
+            "errors_added": self.errors_added,
+            "artifacts_added": self.artifacts_added,
+            "forced": self.forced,
+            "problems": self.problems,
+            "database": self.database,
+            "database_sha256": self.database_sha256,
+            "ledger_entry": self.ledger_index,
+            "seconds": round(self.seconds, 3),
+            "members": [
+                {"bundle_id": a.bundle_id, "member_path": a.member_path, "parser": a.parser,
+                 "seen": a.seen, "loaded": a.loaded, "rejected": a.rejected,
+                 "failure": a.failure}
+                for a in self.accounts
+            ],
+        }
+
+
+def parse_time(text: str | None) -> datetime | None:
+    """Manifest times carry nanoseconds; datetimes keep microseconds."""
+    if not text:
+        return None
+    head, _, frac = text.rstrip("Z").partition(".")
+    return datetime.fromisoformat(f"{head}.{(frac + '000000')[:6]}+00:00")
+
+
+def _fs_rows(bundle_id: str, host: str | None, record: dict[str, Any],
+             member_sha256: str | None) -> Iterator[tuple[Any, ...]]:
+    source = record.get("source", {})
+    path = source.get("path")
+    attributes = json_text({k: source.get(k) for k in ("mode", "uid", "gid", "inode", "size",
+                                                        "kind") if k in source}
+                           | {"outcome": record.get("outcome")})
+    ref = f"manifest:{record.get('name') or path}"
+    for key, event_type, description in FS_TIMES:
+        ts = parse_time(source.get(key))
+        if ts is None:
+            continue
+        row = dict.fromkeys((name for name, _, _ in EVENT_COLUMNS))
+        row.update(ts=ts, ts_desc=key, host=host, source=FS_PARSER[0], event_type=event_type,
+                   path=path, message=f"{path} {description}", attributes=attributes,
+                   bundle_id=bundle_id, member_path=path, member_sha256=member_sha256,
+                   record_ref=ref, parser=FS_PARSER[0], parser_version=FS_PARSER[1])
+        yield tuple(row.values())
+
+
+def _artifact_row(bundle_id: str, host: str | None, record: dict[str, Any],
+                  account: MemberAccount | None) -> tuple[Any, ...]:
+    source = record.get("source", {})
+    return (
+        bundle_id, host, record.get("name"), source.get("path"), record.get("sha256"),
+        record.get("size"), record.get("outcome"), record.get("reason") or None,
+        list(record.get("artifacts") or []), source.get("kind"), source.get("mode"),
+        source.get("uid"), source.get("gid"), source.get("inode"),
+        parse_time(source.get("mtime")), parse_time(source.get("atime")),
+        parse_time(source.get("ctime")), parse_time(source.get("birthtime")),
+        account.parser if account else None, account.seen if account else None,
+        account.loaded if account else None, account.rejected if account else None,
+    )
+
+
+def ingest_case(
+    case: Case,
+    key: SigningKey,
+    *,
+    pinned: Sequence[PublicKey] = (),
+    force: bool = False,
+    workers: int | None = None,
+    timeout: Callable[[int], float] = default_timeout,
+    progress: Callable[[int, int], None] | None = None,
+) -> IngestReport:
+    started = time.monotonic()
+    ledger = case.ledger()
+    case.require_signer(ledger, key)
+    report = IngestReport()
+    verification = check_case(case.root, pinned)
+    if not verification.ok:
+        if not force:
+            raise IngestRefused(verification.problems)
+        report.forced = True
+        report.problems = [str(p) for p in verification.problems]
+    sealed = sealed_bundles(case)
+    db_path = case.root / DATABASE_NAME
+    scratch = Path(tempfile.mkdtemp(prefix=".ingest-", dir=case.root))
+    try:
+        with WorkerPool(workers, timeout) as pool, CaseDatabase(db_path) as db:
+            done = db.ingested_bundles()
+            for bundle_id, (_index, fields) in sealed.items():
+                if bundle_id in done:
+                    report.skipped.append(bundle_id)
+                    continue
+                manifest_sha256 = (fields.get("subject") or {}).get("manifest_sha256")
+                _ingest_bundle(case, db, pool, bundle_id, manifest_sha256, scratch, report,
+                               progress)
+            if report.bundles:
+                db.sort_events()
+        report.database = str(db_path)
+        report.database_sha256 = _sha256_file(db_path)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    report.seconds = time.monotonic() - started
+    if report.bundles:
+        parsers = sorted({(a.parser, REGISTRY[a.parser].VERSION) for a in report.accounts
+                          if a.parser in REGISTRY})
+        entry = ledger.append(
+            key,
+            "ingested",
+            role="analyst",
+            subject={"bundle_ids": report.bundles},
+            details={
+                "parsers": {name: version for name, version in parsers}
+                | {FS_PARSER[0]: FS_PARSER[1]},
+                "rows": {"events": report.events_added, "ingest_errors": report.errors_added,
+                         "artifacts": report.artifacts_added},
+                "database": {"file": DATABASE_NAME, "sha256": report.database_sha256},
+                "forced": report.forced,
+                "verification_problems": report.problems[:50],
+            },
+        )
+        report.ledger_index = entry.index
+    return report
+
+
+def _ingest_bundle(case: Case, db: CaseDatabase, pool: WorkerPool, bundle_id: str,
+                   manifest_sha256: str | None, scratch: Path, report: IngestReport,
+                   progress: Callable[[int, int], None] | None) -> None:
+    bundle_path = case.bundles_dir / f"{bundle_id}.stb"
+    with BundleFile(bundle_path) as bundle:
+        manifest = read_unverified_manifest(bundle)
+        present = {m.name for m in bundle.members}
+    host = (manifest.get("collection") or {}).get("host")
+    members = [m for m in manifest.get("members", []) if m.get("name") in present]
+    out = scratch / bundle_id
+    out.mkdir()
+    tasks = [
+        MemberTask(i, str(bundle_path), bundle_id, m["name"], m["sha256"],
+                   m["source"].get("path", m["name"]), m["size"], m["source"].get("mtime"),
+                   host, tuple(m.get("artifacts") or ()), str(out))
+        for i, m in enumerate(members)
+    ]
+    accounts: dict[int, MemberAccount] = {}
+    event_files: list[Path] = []
+    error_files: list[Path] = []
+    failures: list[tuple[Any, ...]] = []
+    for n, result in enumerate(pool.run(tasks), 1):
+        task = tasks[result.task_id]
+        account = _account(task, result)
+        accounts[result.task_id] = account
+        if result.events_file:
+            event_files.append(Path(result.events_file))
+        if result.errors_file:
+            error_files.append(Path(result.errors_file))
+        if result.failure:
+            failures.append((bundle_id, task.source_path, task.member_sha256, "member",
+                             f"parser failed: {result.failure}", result.parser))
+        if progress:
+            progress(n, len(tasks))
+    fs_rows = [row for m in members for row in _fs_rows(bundle_id, host, m, m["sha256"])]
+    fs_rows += [row for e in manifest.get("entries", []) for row in
+                _fs_rows(bundle_id, host, e, None)]
+    if fs_rows:
+        fs_file = out / "manifest_fs.parquet"
+        write_table(fs_file, EVENT_COLUMNS, fs_rows)
+        event_files.append(fs_file)
+    if failures:
+        fail_file = out / "failures.parquet"
+        write_table(fail_file, INGEST_ERROR_COLUMNS, failures)
+        error_files.append(fail_file)
+    by_name = {t.member_name: accounts.get(t.task_id) for t in tasks}
+    artifact_rows = [_artifact_row(bundle_id, host, m, by_name.get(m["name"])) for m in members]
+    artifact_rows += [_artifact_row(bundle_id, host, e, None)
+                      for e in manifest.get("entries", [])]
+    art_file = out / "artifacts.parquet"
+    write_table(art_file, ARTIFACT_COLUMNS, artifact_rows)
+    events = db.load_parquet("events", event_files)
+    errors = db.load_parquet("ingest_errors", error_files)
+    artifacts = db.load_parquet("artifacts", [art_file])
+    db.execute(
+        "INSERT INTO ingests VALUES (?, ?, now(), ?, ?, ?)",
+        [bundle_id, manifest_sha256, report.forced, events, errors],
+    )
+    report.bundles.append(bundle_id)
+    report.events_added += events
+    report.errors_added += errors
+    report.artifacts_added += artifacts
+    report.fs_events += len(fs_rows)
+    report.accounts.extend(accounts[i] for i in sorted(accounts))
+
+
+def _account(task: MemberTask, result: MemberResult) -> MemberAccount:
+    seen, rejected = result.seen, result.rejected
+    if result.failure:  # the failure itself is one rejected item, so nothing vanishes
+        seen += 1
+        rejected += 1
+    return MemberAccount(task.bundle_id, task.source_path, result.parser, seen,
+                         result.loaded, rejected, result.failure)
+
+
+def _sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()

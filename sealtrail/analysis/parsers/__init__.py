@@ -1,0 +1,1 @@
+"""Parsers, one module each, registered explicitly in ``registry.py``."""

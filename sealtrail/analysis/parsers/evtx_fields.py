@@ -1,0 +1,418 @@
+"""Which Windows events mean what: (channel, event id) -> event_type, columns and a summary.
+
+Pure Python, no third-party imports: both EVTX back ends (``evtx`` JSON and python-evtx XML)
+hand this module the same shape, a flat ``dict`` of the record's EventData (named ``Data``
+elements) or of the single element inside UserData. Values may be ``str``, ``int``, ``bool``,
+``None`` or nested ``dict``/``list``; python-evtx gives only strings, ``evtx`` gives numbers
+where the template types them, so every column is read through ``_text``/``_int``.
+
+The table ``RULES`` is the whole mapping. Choices worth knowing when querying:
+
+* ``user`` is the most relevant account: the *target* for logon/logoff events (4624, 4625,
+  4634, 4647, 4776), the *subject* (the actor) for everything else, the Sysmon ``User`` for
+  Sysmon events and the ``User`` line of ``ContextInfo`` for PowerShell 4103.
+* 4648 ("a logon was attempted using explicit credentials") is ``other``, not
+  ``logon_success``: it records an attempt made *from* this host (runas, a password spray
+  from this machine) and says nothing about whether it succeeded. Its columns are filled like
+  a logon's so it can still be queried by target_user / src_ip.
+* 4776 (NTLM credential validation) is ``other`` whatever its status: a failed network logon
+  on a member server writes both a 4776 and a 4625, and counting both would double every
+  brute-force attempt. The status is in the message and in the attributes.
+* 4729/4733/4757 (member removed from a group) are ``group_membership_changed`` like
+  4728/4732/4756 (member added); the other 4722-4738 events (enable, disable, password
+  reset, group created/changed...) and 4781 (rename) are ``account_changed``.
+* 4608 (Windows is starting) and System 12 (Kernel-General) are ``system_boot`` besides 6005;
+  1100 (event logging service shut down) and System 13 are ``system_shutdown`` besides 6006.
+* PowerShell 4104 is ``shell_command`` with ``script_block``; 4103 (module logging) is
+  ``shell_command`` with ``command_line`` = the Payload (the bound command), no script block.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+SECURITY = "Security"
+SYSTEM = "System"
+SYSMON = "Microsoft-Windows-Sysmon/Operational"
+POWERSHELL = "Microsoft-Windows-PowerShell/Operational"
+
+_MISSING = frozenset({"", "-", "%%1793"})  # "-" and "<value not set>" mean "no value"
+
+
+def _text(value: Any) -> str | None:
+    """A column value as text; '-', '' and None are None; {'#text': x} is x."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = value.strip()
+        return None if value in _MISSING else value
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, dict):
+        return _text(value.get("#text"))
+    if isinstance(value, list):
+        parts = [t for t in (_text(v) for v in value) if t]
+        return ", ".join(parts) or None
+    return str(value)
+
+
+def _int(value: Any) -> int | None:
+    """A column value as an int (decimal or 0x hex); None if it is not a number."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    text = _text(value)
+    if text is None:
+        return None
+    try:
+        return int(text, 16) if text[:2].lower() == "0x" else int(text)
+    except ValueError:
+        return None
+
+
+def _account(data: Mapping[str, Any], domain: str, name: str) -> str | None:
+    """``DOMAIN\\user`` from two columns; just the user when the domain is missing."""
+    user = _text(data.get(name))
+    if user is None:
+        return None
+    dom = _text(data.get(domain))
+    return f"{dom}\\{user}" if dom else user
+
+
+def _port(value: Any) -> int | None:
+    port = _int(value)
+    return port if port is not None and 0 < port < 65536 else None
+
+
+# --- column extractors: each returns the Event columns it knows about ----------------------
+
+Columns = dict[str, Any]
+
+
+def _subject(data: Mapping[str, Any]) -> Columns:
+    return {
+        "subject_user": _account(data, "SubjectDomainName", "SubjectUserName"),
+        "subject_sid": _text(data.get("SubjectUserSid")),
+    }
+
+
+def _target(data: Mapping[str, Any]) -> Columns:
+    return {
+        "target_user": _account(data, "TargetDomainName", "TargetUserName"),
+        "target_sid": _text(data.get("TargetUserSid")) or _text(data.get("TargetSid")),
+    }
+
+
+def _logon(data: Mapping[str, Any]) -> Columns:
+    return {
+        **_subject(data),
+        **_target(data),
+        "logon_type": _int(data.get("LogonType")),
+        "src_ip": _text(data.get("IpAddress")),
+        "src_port": _port(data.get("IpPort")),
+        "process": _text(data.get("ProcessName")),
+    }
+
+
+def _process_4688(data: Mapping[str, Any]) -> Columns:
+    return {
+        **_subject(data),
+        "process": _text(data.get("NewProcessName")),
+        "command_line": _text(data.get("CommandLine")),
+        "parent_process": _text(data.get("ParentProcessName")),
+    }
+
+
+def _process_4689(data: Mapping[str, Any]) -> Columns:
+    return {**_subject(data), "process": _text(data.get("ProcessName"))}
+
+
+def _service_install(data: Mapping[str, Any]) -> Columns:
+    path = data.get("ImagePath") or data.get("ImageFileName") or data.get("ServiceFileName")
+    return {
+        **_subject(data),
+        "service_name": _text(data.get("ServiceName")),
+        "service_path": _text(path),
+    }
+
+
+def _service_state(data: Mapping[str, Any]) -> Columns:
+    return {"service_name": _text(data.get("param1"))}
+
+
+def _task(data: Mapping[str, Any]) -> Columns:
+    return {**_subject(data), "task_name": _text(data.get("TaskName"))}
+
+
+def _account_mgmt(data: Mapping[str, Any]) -> Columns:
+    cols = {**_subject(data), **_target(data)}
+    if data.get("NewTargetUserName") is not None:  # 4781 rename: the new name is the target
+        cols["target_user"] = _account(data, "TargetDomainName", "NewTargetUserName")
+    return cols
+
+
+def _group_member(data: Mapping[str, Any]) -> Columns:
+    # TargetUserName/TargetSid name the *group*; the member is MemberName (an LDAP DN, often
+    # "-" for local accounts) and MemberSid.
+    return {
+        **_subject(data),
+        "target_user": _text(data.get("MemberName")) or _text(data.get("MemberSid")),
+        "target_sid": _text(data.get("MemberSid")),
+    }
+
+
+def _cred_validation(data: Mapping[str, Any]) -> Columns:
+    return {"target_user": _text(data.get("TargetUserName"))}
+
+
+def _sysmon_process(data: Mapping[str, Any]) -> Columns:
+    return {
+        "process": _text(data.get("Image")),
+        "command_line": _text(data.get("CommandLine")),
+        "parent_process": _text(data.get("ParentImage")),
+        "sysmon_user": _text(data.get("User")),
+    }
+
+
+def _sysmon_network(data: Mapping[str, Any]) -> Columns:
+    return {
+        "process": _text(data.get("Image")),
+        "src_ip": _text(data.get("SourceIp")),
+        "src_port": _port(data.get("SourcePort")),
+        "dst_ip": _text(data.get("DestinationIp")),
+        "sysmon_user": _text(data.get("User")),
+    }
+
+
+def _sysmon_file(data: Mapping[str, Any]) -> Columns:
+    return {
+        "process": _text(data.get("Image")),
+        "path": _text(data.get("TargetFilename")),
+        "sysmon_user": _text(data.get("User")),
+    }
+
+
+def _ps_script_block(data: Mapping[str, Any]) -> Columns:
+    return {"script_block": _text(data.get("ScriptBlockText")), "path": _text(data.get("Path"))}
+
+
+def _context_line(context: str | None, key: str) -> str | None:
+    """One ``Key = value`` line of a PowerShell ContextInfo block."""
+    if not context:
+        return None
+    for line in context.splitlines():
+        name, sep, value = line.partition("=")
+        if sep and name.strip() == key:
+            return value.strip() or None
+    return None
+
+
+def _ps_module(data: Mapping[str, Any]) -> Columns:
+    context = _text(data.get("ContextInfo"))
+    return {
+        "command_line": _text(data.get("Payload")),
+        "process": _context_line(context, "Host Application"),
+        "sysmon_user": _context_line(context, "User"),
+    }
+
+
+def _log_cleared(data: Mapping[str, Any]) -> Columns:
+    return _subject(data)
+
+
+def _nothing(data: Mapping[str, Any]) -> Columns:
+    return {}
+
+
+# --- the table -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    """How to read one kind of event.
+
+    Attributes:
+        event_type: one of ``records.EVENT_TYPES``.
+        columns: pulls Event columns out of the flat EventData/UserData dict.
+        user: which column becomes ``user``: "target_user", "subject_user", "sysmon_user".
+        summary: ``str.format`` template over the columns plus ``eid`` and the raw data keys
+            (missing values print as "?").
+        providers: if set, the rule applies only to these providers (System is shared by many).
+    """
+
+    event_type: str
+    columns: Callable[[Mapping[str, Any]], Columns]
+    user: str | None
+    summary: str
+    providers: frozenset[str] | None = None
+
+
+_SCM = frozenset({"Service Control Manager"})
+_EVENTLOG = frozenset({"EventLog"})
+_KERNEL_GENERAL = frozenset({"Microsoft-Windows-Kernel-General"})
+_EVENTLOG_PROVIDER = frozenset({"Microsoft-Windows-Eventlog"})
+
+_LOGON = "{eid} logon type {logon_type} by {target_user} from {src_ip}"
+_ACCT = "{eid} account {target_user} changed by {subject_user}"
+
+RULES: dict[tuple[str, int], Rule] = {
+    (SECURITY, 4624): Rule("logon_success", _logon, "target_user", _LOGON),
+    (SECURITY, 4625): Rule(
+        "logon_failure", _logon, "target_user",
+        "{eid} failed logon type {logon_type} for {target_user} from {src_ip}"
+        " (status {Status}/{SubStatus})"),
+    (SECURITY, 4634): Rule("logoff", _logon, "target_user",
+                           "{eid} logoff of {target_user} (logon type {logon_type})"),
+    (SECURITY, 4647): Rule("logoff", _logon, "target_user",
+                           "{eid} user-initiated logoff of {target_user}"),
+    (SECURITY, 4648): Rule(
+        "other", _logon, "subject_user",
+        "{eid} explicit-credential logon attempt by {subject_user} as {target_user}"
+        " to {TargetServerName}"),
+    (SECURITY, 4672): Rule("privilege_use", _subject, "subject_user",
+                           "{eid} special privileges assigned to {subject_user}"),
+    (SECURITY, 4688): Rule("process_start", _process_4688, "subject_user",
+                           "{eid} process {process} started by {subject_user}: {command_line}"),
+    (SECURITY, 4689): Rule("process_end", _process_4689, "subject_user",
+                           "{eid} process {process} ended"),
+    (SECURITY, 4697): Rule("service_installed", _service_install, "subject_user",
+                           "{eid} service {service_name} installed: {service_path}"),
+    (SECURITY, 4698): Rule("scheduled_task_created", _task, "subject_user",
+                           "{eid} scheduled task {task_name} created by {subject_user}"),
+    (SECURITY, 4720): Rule("account_created", _account_mgmt, "subject_user",
+                           "{eid} account {target_user} created by {subject_user}"),
+    (SECURITY, 4726): Rule("account_deleted", _account_mgmt, "subject_user",
+                           "{eid} account {target_user} deleted by {subject_user}"),
+    (SECURITY, 4776): Rule(
+        "other", _cred_validation, "target_user",
+        "{eid} credential validation for {target_user} from {Workstation} (status {Status})"),
+    (SECURITY, 4781): Rule(
+        "account_changed", _account_mgmt, "subject_user",
+        "{eid} account {OldTargetUserName} renamed to {target_user} by {subject_user}"),
+    (SECURITY, 1102): Rule("log_cleared", _log_cleared, "subject_user",
+                           "{eid} Security log cleared by {subject_user}"),
+    (SECURITY, 4608): Rule("system_boot", _nothing, None, "{eid} Windows is starting up"),
+    (SECURITY, 1100): Rule("system_shutdown", _nothing, None,
+                           "{eid} event logging service shut down"),
+    (SYSTEM, 7045): Rule("service_installed", _service_install, None,
+                         "{eid} service {service_name} installed: {service_path}", _SCM),
+    (SYSTEM, 7036): Rule("service_state", _service_state, None,
+                         "{eid} service {service_name} entered the {param2} state", _SCM),
+    (SYSTEM, 7040): Rule("service_state", _service_state, None,
+                         "{eid} start type of service {service_name} changed from {param2}"
+                         " to {param3}", _SCM),
+    (SYSTEM, 104): Rule("log_cleared", _log_cleared, "subject_user",
+                        "{eid} {Channel} log cleared by {subject_user}", _EVENTLOG_PROVIDER),
+    (SYSTEM, 6005): Rule("system_boot", _nothing, None, "{eid} event log service started",
+                         _EVENTLOG),
+    (SYSTEM, 6006): Rule("system_shutdown", _nothing, None, "{eid} event log service stopped",
+                         _EVENTLOG),
+    (SYSTEM, 12): Rule("system_boot", _nothing, None, "{eid} operating system started",
+                       _KERNEL_GENERAL),
+    (SYSTEM, 13): Rule("system_shutdown", _nothing, None, "{eid} operating system shut down",
+                       _KERNEL_GENERAL),
+    (SYSMON, 1): Rule("process_start", _sysmon_process, "sysmon_user",
+                      "{eid} process {process} started by {sysmon_user}: {command_line}"),
+    (SYSMON, 2): Rule("file_changed", _sysmon_file, "sysmon_user",
+                      "{eid} creation time of {path} changed by {process}"),
+    (SYSMON, 3): Rule("network_connection", _sysmon_network, "sysmon_user",
+                      "{eid} {process} connection {src_ip}:{src_port} -> {dst_ip}"
+                      ":{DestinationPort}"),
+    (SYSMON, 5): Rule("process_end", _sysmon_process, "sysmon_user",
+                      "{eid} process {process} ended"),
+    (SYSMON, 11): Rule("file_created", _sysmon_file, "sysmon_user",
+                       "{eid} file {path} created by {process}"),
+    (POWERSHELL, 4104): Rule("shell_command", _ps_script_block, None,
+                             "{eid} PowerShell script block: {script_block}"),
+    (POWERSHELL, 4103): Rule("shell_command", _ps_module, "sysmon_user",
+                             "{eid} PowerShell pipeline by {sysmon_user}: {command_line}"),
+}
+
+for _eid in (*range(4722, 4726), *range(4727, 4739)):
+    RULES.setdefault((SECURITY, _eid), Rule("account_changed", _account_mgmt, "subject_user",
+                                            _ACCT))
+for _eid in (4728, 4729, 4732, 4733, 4756, 4757):
+    _verb = "added to" if _eid in (4728, 4732, 4756) else "removed from"
+    RULES[(SECURITY, _eid)] = Rule(
+        "group_membership_changed", _group_member, "subject_user",
+        "{eid} {target_user} " + _verb + " group {TargetDomainName}\\{TargetUserName}"
+        " by {subject_user}")
+
+# Columns an Event has; anything else a column function returns is only used for ``user``
+# and the summary (``sysmon_user``).
+EVENT_COLUMNS = frozenset({
+    "user", "src_ip", "src_port", "dst_ip", "process", "command_line", "path", "logon_type",
+    "subject_user", "subject_sid", "target_user", "target_sid", "parent_process",
+    "service_name", "service_path", "task_name", "script_block",
+})
+
+SUMMARY_LIMIT = 300
+
+
+class _Fill(dict):
+    """format_map helper: missing or empty values print as '?'."""
+
+    def __missing__(self, key: str) -> str:
+        return "?"
+
+
+def _shorten(text: str) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= SUMMARY_LIMIT else text[: SUMMARY_LIMIT - 3] + "..."
+
+
+@dataclass(frozen=True, slots=True)
+class Extracted:
+    event_type: str
+    message: str
+    columns: dict[str, Any]
+
+
+def extract(channel: str | None, provider: str | None, event_id: int | None,
+            data: Mapping[str, Any]) -> Extracted:
+    """Event type, Event columns and a one-line summary for one record.
+
+    Args:
+        channel: ``System/Channel``.
+        provider: ``System/Provider/@Name``.
+        event_id: ``System/EventID`` (None if unreadable).
+        data: the flat EventData/UserData dict (see the module docstring).
+    """
+    rule = RULES.get((channel or "", event_id if event_id is not None else -1))
+    if rule is not None and rule.providers is not None and provider not in rule.providers:
+        rule = None
+    if rule is None:
+        return Extracted("other", _generic_summary(channel, provider, event_id, data), {})
+    found = rule.columns(data)
+    columns = {k: v for k, v in found.items() if v is not None and k in EVENT_COLUMNS}
+    if rule.user is not None and found.get(rule.user) is not None:
+        columns["user"] = found[rule.user]
+    fill = _Fill()
+    for key, value in data.items():
+        text = _text(value) if not isinstance(value, dict | list) else None
+        if text is not None:
+            fill[key] = text
+    fill.update((k, v) for k, v in found.items() if v is not None)
+    fill["eid"] = event_id
+    return Extracted(rule.event_type, _shorten(rule.summary.format_map(fill)), columns)
+
+
+def _generic_summary(channel: str | None, provider: str | None, event_id: int | None,
+                     data: Mapping[str, Any]) -> str:
+    """'<eid> <provider>: k=v, k=v' with the first few scalar EventData values."""
+    parts = []
+    for key, value in data.items():
+        if key.startswith("#") or isinstance(value, dict | list):
+            continue
+        text = _text(value)
+        if text is not None:
+            parts.append(f"{key}={text}")
+        if len(parts) == 4:
+            break
+    head = f"{event_id if event_id is not None else '?'} {provider or channel or '?'}"
+    return _shorten(f"{head}: {', '.join(parts)}" if parts else head)

@@ -1,0 +1,19 @@
+"""The parser registry: an explicit, ordered list. The first parser whose ``check`` accepts a
+member reads it; order matters where formats overlap (specific before generic)."""
+
+from __future__ import annotations
+
+from sealtrail.analysis.parsers.base import MemberContext, build_registry
+
+PARSER_CLASSES: list[type] = []
+
+REGISTRY: dict[str, type] = build_registry(PARSER_CLASSES)
+
+
+def choose_parser(member: MemberContext, head: bytes):  # noqa: ANN201 - a parser instance
+    """The first registered parser that accepts the member, or None."""
+    for cls in PARSER_CLASSES:
+        parser = cls()
+        if parser.check(member, head):
+            return parser
+    return None

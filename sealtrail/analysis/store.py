@@ -1,0 +1,110 @@
+"""The case database (``CASE/analysis.duckdb``): the only module that imports duckdb.
+
+The database is derived: it can always be rebuilt from the verified bundles. Rows arrive in
+bulk from Parquet files written by the parse workers. Events are kept sorted by time (rebuilt
+after each ingest), which makes time-window queries several times faster.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from sealtrail.analysis.schema import TABLES
+from sealtrail.errors import AnalysisError
+
+DATABASE_NAME = "analysis.duckdb"
+
+
+def _sql_string(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+class CaseDatabase:
+    def __init__(self, path: Path, *, read_only: bool = False) -> None:
+        self.path = path
+        if read_only and not path.exists():
+            raise AnalysisError(f"{path} does not exist: run 'sealtrail ingest' first")
+        try:
+            self.conn = duckdb.connect(str(path), read_only=read_only)
+        except duckdb.Error as exc:
+            raise AnalysisError(f"cannot open {path}: {exc}") from exc
+        self.conn.execute("SET TimeZone = 'UTC'")
+        if not read_only:
+            self.ensure_schema()
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def __enter__(self) -> CaseDatabase:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def ensure_schema(self) -> None:
+        for table, columns in TABLES.items():
+            cols = ", ".join(f'"{name}" {kind}' for name, kind, _ in columns)
+            self.conn.execute(f"CREATE TABLE IF NOT EXISTS {table} ({cols})")
+
+    def ingested_bundles(self) -> set[str]:
+        return {row[0] for row in self.conn.execute("SELECT bundle_id FROM ingests").fetchall()}
+
+    def load_parquet(self, table: str, files: Sequence[Path]) -> int:
+        """Append the rows of Parquet files (written with the table's schema) to ``table``."""
+        if not files:
+            return 0
+        names = ", ".join(f'"{name}"' for name, _, _ in TABLES[table])
+        listing = "[" + ", ".join(_sql_string(p.as_posix()) for p in files) + "]"
+        before = self.count(table)
+        self.conn.execute(
+            f"INSERT INTO {table} ({names}) SELECT {names} FROM read_parquet({listing})"
+        )
+        return self.count(table) - before
+
+    def count(self, table: str) -> int:
+        return int(self.conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0])
+
+    def sort_events(self) -> None:
+        """Rewrite events ordered by time (stable on provenance), then checkpoint."""
+        self.conn.execute("BEGIN")
+        self.conn.execute(
+            "CREATE TABLE events_sorted AS SELECT * FROM events "
+            "ORDER BY ts, bundle_id, member_path, record_ref"
+        )
+        self.conn.execute("DROP TABLE events")
+        self.conn.execute("ALTER TABLE events_sorted RENAME TO events")
+        self.conn.execute("COMMIT")
+        self.conn.execute("CHECKPOINT")
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> tuple[list[str], list[tuple]]:
+        try:
+            cursor = self.conn.execute(sql, list(params))
+        except duckdb.Error as exc:
+            raise AnalysisError(f"query failed: {str(exc).splitlines()[0]}") from exc
+        if cursor.description is None:
+            return [], []
+        names = [d[0] for d in cursor.description]
+        return names, cursor.fetchall()
+
+    def copy_to_parquet(self, sql: str, dest: Path, partition_by: Sequence[str] = ()) -> None:
+        options = "FORMAT parquet, COMPRESSION zstd"
+        if partition_by:
+            options += ", PARTITION_BY (" + ", ".join(partition_by) + "), OVERWRITE_OR_IGNORE"
+        try:
+            self.conn.execute(f"COPY ({sql}) TO {_sql_string(dest.as_posix())} ({options})")
+        except duckdb.Error as exc:
+            raise AnalysisError(f"export failed: {str(exc).splitlines()[0]}") from exc
+
+
+def rows_as_csv(names: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(names)
+    writer.writerows(rows)
+    return out.getvalue()

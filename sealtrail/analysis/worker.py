@@ -1,0 +1,129 @@
+"""Parsing one bundle member, inside a worker process (see ``sandbox``).
+
+The worker opens the bundle itself, reads the member through a read-only window, lets the
+chosen parser yield events and rejections, and writes them to Parquet files that the main
+process loads into DuckDB. It returns the account: seen = loaded + rejected.
+"""
+
+from __future__ import annotations
+
+import io
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from sealtrail.analysis.arrow_rows import ERRORS_SCHEMA, EVENTS_SCHEMA, ParquetSink
+from sealtrail.analysis.parsers.base import MemberContext
+from sealtrail.analysis.parsers.registry import choose_parser
+from sealtrail.analysis.records import EVENT_TYPES, Event, Rejection
+from sealtrail.custody.bundle_reader import BundleFile
+from sealtrail.custody.canonical import json_text
+
+READ_BUFFER = 1 << 20
+
+
+@dataclass(frozen=True, slots=True)
+class MemberTask:
+    task_id: int
+    bundle_path: str
+    bundle_id: str
+    member_name: str
+    member_sha256: str
+    source_path: str
+    size: int
+    mtime: str | None
+    host: str | None
+    artifacts: tuple[str, ...]
+    out_dir: str
+
+
+@dataclass(frozen=True, slots=True)
+class MemberResult:
+    task_id: int
+    parser: str | None
+    parser_version: str | None
+    seen: int
+    loaded: int
+    rejected: int
+    events_file: str | None
+    errors_file: str | None
+    failure: str | None
+    seconds: float
+
+
+def _context(task: MemberTask, bundle: BundleFile) -> MemberContext:
+    member = bundle.member(task.member_name)
+    if member is None:
+        raise LookupError(f"member {task.member_name} is not in {task.bundle_path}")
+
+    def opener() -> io.BufferedReader:
+        return io.BufferedReader(bundle.open_member(member), READ_BUFFER)
+
+    mtime = datetime.fromisoformat(task.mtime.replace("Z", "+00:00")) if task.mtime else None
+    return MemberContext(
+        bundle_id=task.bundle_id, member_name=task.member_name,
+        member_sha256=task.member_sha256, source_path=task.source_path, size=task.size,
+        mtime=mtime, host=task.host, opener=opener, artifacts=task.artifacts,
+    )
+
+
+def _event_row(event: Event, task: MemberTask, name: str, version: str) -> tuple[Any, ...]:
+    attributes = json_text(event.attributes) if event.attributes else None
+    return (
+        event.ts, event.ts_desc, task.host, name, event.event_type, event.event_id,
+        event.user, event.src_ip, event.src_port, event.dst_ip, event.process,
+        event.command_line, event.path, event.message, event.channel, event.computer,
+        event.logon_type, event.subject_user, event.subject_sid, event.target_user,
+        event.target_sid, event.parent_process, event.service_name, event.service_path,
+        event.task_name, event.script_block, attributes, task.bundle_id, task.source_path,
+        task.member_sha256, event.record_ref, event.parser or name, version,
+    )
+
+
+def _invalid(event: Event) -> str | None:
+    if event.ts.tzinfo is None or event.ts.utcoffset() is None:
+        return "parser produced a naive timestamp"
+    if event.event_type not in EVENT_TYPES:
+        return f"parser produced an unknown event type {event.event_type!r}"
+    return None
+
+
+def parse_member(task: MemberTask) -> MemberResult:
+    """Parse one member; every exception becomes a failure in the result, never a crash."""
+    started = time.monotonic()
+    out = Path(task.out_dir)
+    events = ParquetSink(out / f"{task.task_id}.events.parquet", EVENTS_SCHEMA)
+    errors = ParquetSink(out / f"{task.task_id}.errors.parquet", ERRORS_SCHEMA)
+    name = version = None
+    seen = loaded = rejected = 0
+    failure = None
+    try:
+        with BundleFile(task.bundle_path) as bundle:
+            member = _context(task, bundle)
+            parser = choose_parser(member, member.head())
+            if parser is not None:
+                name, version = parser.NAME, parser.VERSION
+                for item in parser.parse(member):
+                    seen += 1
+                    if isinstance(item, Event):
+                        problem = _invalid(item)
+                        if problem is None:
+                            events.add(_event_row(item, task, name, version))
+                            loaded += 1
+                            continue
+                        item = Rejection(item.record_ref, problem)
+                    errors.add((task.bundle_id, task.source_path, task.member_sha256,
+                                item.record_ref, item.reason, name))
+                    rejected += 1
+    except Exception as exc:  # noqa: BLE001 - a parser failure is recorded, not raised
+        failure = f"{type(exc).__name__}: {exc}"
+    events_rows = events.close()
+    errors_rows = errors.close()
+    return MemberResult(
+        task.task_id, name, version, seen, loaded, rejected,
+        events.path.as_posix() if events_rows else None,
+        errors.path.as_posix() if errors_rows else None,
+        failure, time.monotonic() - started,
+    )

@@ -1,0 +1,159 @@
+"""``sealtrail ingest``, ``query``, ``timeline``, ``export``: the case database."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from sealtrail.analysis.exporters import FORMATS, export
+from sealtrail.analysis.ingest import ingest_case
+from sealtrail.analysis.output import render
+from sealtrail.analysis.store import DATABASE_NAME, CaseDatabase
+from sealtrail.analysis.timeline import SUMMARY_COLUMNS, TimelineFilter, parse_when
+from sealtrail.cli.options import case_argument, key_option, load_signing_key, load_trusted
+from sealtrail.cli.progress import ProgressLine
+from sealtrail.custody.case import Case
+from sealtrail.errors import UsageError
+
+OUTPUT_FORMATS = ("table", "csv", "json", "jsonl", "parquet")
+
+
+@click.command("ingest")
+@case_argument
+@key_option()
+@click.option("--trust", "trust_paths", multiple=True, type=click.Path(path_type=Path),
+              help="Public key to pin when verifying before the ingest (repeatable).")
+@click.option("--force", is_flag=True,
+              help="Ingest even if verification fails (the ledger records it).")
+@click.option("--workers", type=click.IntRange(1, 64), help="Parser processes (default: CPUs).")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+def ingest(case_dir: Path, key_path: Path, trust_paths: tuple[Path, ...], force: bool,
+           workers: int | None, as_json: bool) -> None:
+    """Verify the case, then parse every bundle into CASE/analysis.duckdb.
+
+    Bundles already ingested are skipped. The ingest is a signed ledger entry.
+
+    Example: sealtrail ingest case1 --key alice.key --trust alice.pub
+    """
+    case = Case.load(case_dir)
+    progress = ProgressLine(0, 0)
+    report = ingest_case(
+        case, load_signing_key(key_path), pinned=load_trusted(trust_paths), force=force,
+        workers=workers,
+        progress=(lambda done, total: progress.members(done, total)) if progress.enabled
+        else None,
+    )
+    progress.done()
+    if as_json:
+        click.echo(json.dumps(report.to_json_obj(), sort_keys=True))
+        return
+    if report.forced:
+        click.echo(f"warning: ingested DESPITE {len(report.problems)} verification problems "
+                   "(recorded in the ledger)", err=True)
+    if not report.bundles:
+        click.echo(f"nothing to ingest: {len(report.skipped)} bundles already in the database")
+        return
+    click.echo(f"ingested {len(report.bundles)} bundles into {report.database} "
+               f"in {report.seconds:.2f} s (ledger entry {report.ledger_index})")
+    click.echo(f"{'member':<48} {'parser':<14} {'seen':>9} {'loaded':>9} {'rejected':>9}")
+    for a in report.accounts:
+        if a.parser or a.failure:
+            name = a.member_path if len(a.member_path) <= 48 else "\u2026" + a.member_path[-47:]
+            click.echo(f"{name:<48} {a.parser or '-':<14} {a.seen:>9} {a.loaded:>9} "
+                       f"{a.rejected:>9}" + (f"  {a.failure}" if a.failure else ""))
+    unparsed = sum(1 for a in report.accounts if not a.parser and not a.failure)
+    click.echo(f"events +{report.events_added:,} (file-system times {report.fs_events:,}), "
+               f"ingest_errors +{report.errors_added:,}, artifacts +{report.artifacts_added:,}; "
+               f"{unparsed} members with no parser (file times only)")
+    click.echo(f"database sha256 {report.database_sha256}")
+
+
+def _database(case_dir: Path) -> CaseDatabase:
+    Case.load(case_dir)
+    return CaseDatabase(case_dir / DATABASE_NAME, read_only=True)
+
+
+def _emit(db: CaseDatabase, sql: str, params: list, fmt: str, out: Path | None) -> None:
+    if fmt == "parquet":
+        if out is None:
+            raise UsageError("--format parquet needs --out FILE")
+        if params:
+            raise UsageError("--format parquet cannot be used with filters; use query")
+        db.copy_to_parquet(sql, out)
+        click.echo(f"wrote {out}", err=True)
+        return
+    names, rows = db.execute(sql, params)
+    text = render(fmt, names, rows)
+    if out is None:
+        click.echo(text, nl=False)
+    else:
+        out.write_text(text, encoding="utf-8")
+        click.echo(f"wrote {len(rows)} rows to {out}", err=True)
+
+
+format_option = click.option("--format", "fmt", type=click.Choice(OUTPUT_FORMATS),
+                             default="table", show_default=True, help="Output format.")
+out_option = click.option("--out", "out", type=click.Path(path_type=Path),
+                          help="Write to this file instead of standard output.")
+
+
+@click.command("query")
+@case_argument
+@click.argument("sql")
+@format_option
+@out_option
+def query(case_dir: Path, sql: str, fmt: str, out: Path | None) -> None:
+    """Run read-only SQL on the case database (tables: events, artifacts, ingest_errors,
+    yara_matches, ingests; see docs/schema.md).
+
+    Example: sealtrail query case1 "SELECT src_ip, count(*) FROM events
+    WHERE event_type='logon_failure' GROUP BY 1 ORDER BY 2 DESC"
+    """
+    with _database(case_dir) as db:
+        _emit(db, sql, [], fmt, out)
+
+
+@click.command("timeline")
+@case_argument
+@click.option("--start", help="From this time (ISO 8601; no zone means UTC).")
+@click.option("--end", help="Up to (not including) this time.")
+@click.option("--host", "hosts", multiple=True, help="Only this host (repeatable).")
+@click.option("--user", "users", multiple=True, help="Only events about this account.")
+@click.option("--ip", "ips", multiple=True, help="Only events with this source/destination.")
+@click.option("--type", "types", multiple=True, help="Only this event type (repeatable).")
+@click.option("--limit", type=click.IntRange(1), help="At most this many rows.")
+@click.option("--all-columns", is_flag=True, help="Every column, not the summary.")
+@format_option
+@out_option
+def timeline(case_dir: Path, start: str | None, end: str | None, hosts: tuple[str, ...],
+             users: tuple[str, ...], ips: tuple[str, ...], types: tuple[str, ...],
+             limit: int | None, all_columns: bool, fmt: str, out: Path | None) -> None:
+    """The merged timeline, oldest first.
+
+    Example: sealtrail timeline case1 --start 2026-03-10T01:00Z --ip 203.0.113.45
+    """
+    flt = TimelineFilter(parse_when(start) if start else None, parse_when(end) if end else None,
+                         hosts, users, ips, types, limit)
+    sql, params = flt.sql(None if all_columns or fmt != "table" else SUMMARY_COLUMNS)
+    with _database(case_dir) as db:
+        _emit(db, sql, params, fmt, out)
+
+
+@click.command("export")
+@case_argument
+@click.option("--format", "fmt", type=click.Choice(FORMATS), required=True,
+              help="timesketch (JSONL), l2tcsv (plaso), bodyfile (TSK), parquet (folder).")
+@click.option("--out", "out", type=click.Path(path_type=Path), required=True,
+              help="File to create (a folder for parquet).")
+def export_command(case_dir: Path, fmt: str, out: Path) -> None:
+    """Export the timeline for Timesketch, plaso tools, mactime, or Spark/Trino.
+
+    Example: sealtrail export case1 --format parquet --out /data/case1-parquet
+    """
+    if fmt != "parquet" and out.exists():
+        raise UsageError(f"{out} already exists")
+    with _database(case_dir) as db:
+        rows = export(db, fmt, out)
+    click.echo(f"exported {rows:,} rows to {out} ({fmt})")
