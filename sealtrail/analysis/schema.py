@@ -101,10 +101,21 @@ INGEST_COLUMNS: list[tuple[str, str, str]] = [
     ("errors", "BIGINT", "rows added to ingest_errors"),
 ]
 
+YARA_SCAN_COLUMNS: list[tuple[str, str, str]] = [
+    ("bundle_id", "VARCHAR", "bundle scanned"),
+    ("rules_sha256", "VARCHAR", "SHA-256 of the rule sources (name + bytes of each file)"),
+    ("rules", "VARCHAR[]", "rule files"),
+    ("scanned_at", "TIMESTAMPTZ", "when (UTC)"),
+    ("members", "BIGINT", "members scanned (decompressed content counted separately)"),
+    ("matches", "BIGINT", "rule matches"),
+    ("errors", "BIGINT", "members that could not be scanned (see ingest_errors)"),
+]
+
 TABLES: dict[str, list[tuple[str, str, str]]] = {
     "events": EVENT_COLUMNS,
     "artifacts": ARTIFACT_COLUMNS,
     "ingest_errors": INGEST_ERROR_COLUMNS,
     "yara_matches": YARA_MATCH_COLUMNS,
     "ingests": INGEST_COLUMNS,
+    "yara_scans": YARA_SCAN_COLUMNS,
 }

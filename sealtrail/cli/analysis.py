@@ -12,6 +12,7 @@ from sealtrail.analysis.ingest import ingest_case
 from sealtrail.analysis.output import render
 from sealtrail.analysis.store import DATABASE_NAME, CaseDatabase
 from sealtrail.analysis.timeline import SUMMARY_COLUMNS, TimelineFilter, parse_when
+from sealtrail.analysis.yara_scan import scan_case
 from sealtrail.cli.options import case_argument, key_option, load_signing_key, load_trusted
 from sealtrail.cli.progress import ProgressLine
 from sealtrail.custody.case import Case
@@ -157,3 +158,42 @@ def export_command(case_dir: Path, fmt: str, out: Path) -> None:
     with _database(case_dir) as db:
         rows = export(db, fmt, out)
     click.echo(f"exported {rows:,} rows to {out} ({fmt})")
+
+
+@click.command("scan")
+@case_argument
+@click.option("--rules", "rules_path", required=True, type=click.Path(path_type=Path),
+              help="A YARA rules file, or a folder of .yar/.yara files.")
+@key_option()
+@click.option("--trust", "trust_paths", multiple=True, type=click.Path(path_type=Path),
+              help="Public key to pin when verifying before the scan (repeatable).")
+@click.option("--force", is_flag=True, help="Scan even if verification fails (recorded).")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+def scan(case_dir: Path, rules_path: Path, key_path: Path, trust_paths: tuple[Path, ...],
+         force: bool, as_json: bool) -> None:
+    """Run YARA rules over every bundle member (and decompressed content of .gz/.bz2/.xz).
+
+    Matches go to the yara_matches table and to the timeline; the scan is a ledger entry.
+
+    Example: sealtrail scan case1 --rules rules/ --key alice.key
+    """
+    case = Case.load(case_dir)
+    progress = ProgressLine(0, 0)
+    report = scan_case(case, load_signing_key(key_path), rules_path,
+                       pinned=tuple(load_trusted(trust_paths)), force=force,
+                       progress=progress.members if progress.enabled else None)
+    progress.done()
+    summary = {"bundles": report.bundles, "skipped": report.skipped, "members": report.members,
+               "matches": report.matches, "errors": report.errors,
+               "rules_sha256": report.rules.sha256 if report.rules else None,
+               "ledger_entry": report.ledger_index}
+    if as_json:
+        click.echo(json.dumps(summary, sort_keys=True))
+        return
+    if not report.bundles:
+        click.echo(f"nothing to scan: {len(report.skipped)} bundles already scanned with these "
+                   "rules")
+        return
+    click.echo(f"scanned {report.members} members of {len(report.bundles)} bundles: "
+               f"{report.matches} matches, {report.errors} errors "
+               f"(ledger entry {report.ledger_index})")

@@ -1,7 +1,8 @@
 """The ``sealtrail`` command group and its error boundary.
 
 Exit status: 0 success; 1 verification found a problem (also: ingest refused for that reason);
-2 usage error (bad arguments, bad key file, not a case folder, bad SQL); 3 any other failure (a collection that could not finish, I/O errors).
+2 usage error (bad arguments, bad key file, not a case folder, bad SQL); 3 any other failure
+(a collection that could not finish, I/O errors).
 Library errors become one ``Error:`` line on stderr; ``--verbose`` shows the traceback instead.
 """
 
@@ -75,7 +76,8 @@ def register() -> None:
 
     for module in (keys, case, collect, bundle, ledger, verify, artifacts):
         cli.add_command(module.command)
-    for command in (analysis.ingest, analysis.query, analysis.timeline, analysis.export_command):
+    for command in (analysis.ingest, analysis.query, analysis.timeline, analysis.export_command,
+                    analysis.scan):
         cli.add_command(command)
 
 

@@ -1,0 +1,325 @@
+"""Windows event logs (.evtx): the ``evtx`` crate first, python-evtx for what it cannot read.
+
+The only module that imports ``evtx`` (the Rust-backed ``PyEvtxParser``). Steps per member:
+
+1. **evtx pass.** ``records_json()`` is driven with ``next()`` and each ``RuntimeError`` is
+   caught and remembered: a plain ``for`` loop would end at the first bad record, and the
+   iterator carries on after one. The parser reads the member's stream directly (it accepts
+   a file-like object and reads it 64 KiB at a time), so a member is never held in memory.
+2. **Chunk scan.** Every 64 KiB slot after the 4 KiB file header is looked at, up to the
+   member's size, whatever the header's (possibly stale) chunk count says. A chunk is handed to
+   python-evtx when evtx reported an error in it, or when its own record headers hold record
+   ids evtx did not produce (a chunk evtx skipped or stopped in). A clean log never touches
+   python-evtx: the scan reads 40 bytes per chunk and walks record headers only of chunks
+   whose declared record range evtx did not fully produce.
+3. **Union.** Records python-evtx renders whose id evtx did not produce become events with
+   ``parser="python-evtx"``; evtx's own events say ``parser="evtx"``.
+4. **Rejections.** A record python-evtx also fails on is ``record:<id>``; a chunk where evtx
+   failed and python-evtx recovered nothing is ``chunk:<n>`` (the reason names both errors);
+   a file evtx could not open at all and in which no chunk could be read is ``offset:0``.
+
+Timestamps come from ``Event/System/TimeCreated/@SystemTime`` (UTC), never from the record
+header, which is zero (1601) on some records; a record without a usable TimeCreated (missing,
+unparseable, or before 1970) is a rejection.
+"""
+
+from __future__ import annotations
+
+import bisect
+import re
+import struct
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, BinaryIO
+
+from evtx import PyEvtxParser
+
+from sealtrail.analysis.parsers import evtx_fallback
+from sealtrail.analysis.parsers.base import MemberContext
+from sealtrail.analysis.parsers.evtx_fields import _int, extract
+from sealtrail.analysis.records import Event, Rejection
+from sealtrail.custody.canonical import NotCanonicalError, parse_json
+
+FILE_MAGIC = b"ElfFile\x00"
+FILE_HEADER_SIZE = 0x1000
+CHUNK_SIZE = 0x10000
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+MAX_SAFE_INT = 2**53 - 1
+_CHUNK_NUMBER = re.compile(r"chunk number (\d+)")
+
+
+@dataclass
+class _EvtxError:
+    message: str
+    chunk: int | None  # from the message when evtx names it
+    after_id: int | None  # id of the last record evtx yielded before the error
+
+
+@dataclass
+class _Scan:
+    """What the evtx pass left behind for the chunk scan."""
+
+    produced: set[int] = field(default_factory=set)
+    errors: list[_EvtxError] = field(default_factory=list)
+    open_error: str | None = None
+
+
+class EvtxParser:
+    """Windows .evtx event logs; one Event per record, from evtx or python-evtx."""
+
+    NAME = "winevtx"
+    VERSION = "1"
+    DESCRIPTION = "Windows event log (.evtx) records, evtx crate with python-evtx fallback"
+
+    def __init__(self, fallback_budget_s: float = 300.0) -> None:
+        """``fallback_budget_s``: python-evtx time allowed per member; chunks beyond it are
+        rejected with that reason instead of read (python-evtx reads ~250 records/s)."""
+        self.fallback_budget_s = fallback_budget_s
+
+    def check(self, member: MemberContext, head: bytes) -> bool:
+        return head.startswith(FILE_MAGIC)
+
+    def parse(self, member: MemberContext) -> Iterator[Event | Rejection]:
+        scan = _Scan()
+        with member.open() as stream:
+            yield from self._evtx_pass(stream, scan)
+        with member.open() as stream:
+            yield from self._fallback_pass(stream, member.size, scan)
+
+    # -- step 1 ---------------------------------------------------------------------------
+
+    def _evtx_pass(self, stream: BinaryIO, scan: _Scan) -> Iterator[Event | Rejection]:
+        try:
+            records = PyEvtxParser(stream, number_of_threads=1).records_json()
+        except (RuntimeError, OSError, ValueError) as exc:
+            scan.open_error = f"evtx: {exc}"
+            return
+        produced = scan.produced
+        last_id: int | None = None
+        while True:
+            try:
+                record = next(records)
+            except StopIteration:
+                return
+            except RuntimeError as exc:
+                message = str(exc)
+                match = _CHUNK_NUMBER.search(message)
+                scan.errors.append(_EvtxError(f"evtx: {message}",
+                                              int(match.group(1)) if match else None, last_id))
+                if len(scan.errors) > 100_000:  # an iterator that only fails: stop asking
+                    return
+                continue
+            record_id = record["event_record_id"]
+            produced.add(record_id)
+            last_id = record_id
+            try:
+                document = parse_json(record["data"])
+            except NotCanonicalError as exc:
+                yield Rejection(f"record:{record_id}", f"evtx: {exc}")
+                continue
+            yield _to_event(document, record_id, "evtx")
+
+    # -- steps 2 to 4 ---------------------------------------------------------------------
+
+    def _fallback_pass(self, stream: BinaryIO, size: int,
+                       scan: _Scan) -> Iterator[Event | Rejection]:
+        chunks = _chunk_headers(stream, size)
+        produced_sorted = sorted(scan.produced)
+        by_chunk: dict[int, list[str]] = {}
+        for error in scan.errors:
+            n = error.chunk if error.chunk is not None else _locate(error, chunks)
+            by_chunk.setdefault(n if n is not None else -1, []).append(error.message)
+
+        suspects: list[int] = sorted(n for n in by_chunk if n >= 0)
+        for n, header in chunks.items():
+            if n in by_chunk or header is None:
+                continue
+            first, last = header
+            declared = last - first + 1 if last >= first else 0
+            have = (bisect.bisect_right(produced_sorted, last)
+                    - bisect.bisect_left(produced_sorted, first))
+            if declared and have >= declared:
+                continue
+            if any(i not in scan.produced for i in _walk_ids(stream, n, size)):
+                suspects.append(n)
+        suspects.sort()
+
+        recovered_any = False
+        started = time.monotonic()
+        for n in suspects:
+            evtx_errors = by_chunk.get(n, [])
+            if chunks.get(n) is None:  # no chunk magic: python-evtx cannot help
+                yield Rejection(f"chunk:{n}", "; ".join(
+                    [*evtx_errors, "python-evtx: no chunk magic"]))
+                continue
+            if time.monotonic() - started > self.fallback_budget_s:
+                yield Rejection(f"chunk:{n}", "; ".join(
+                    [*evtx_errors, "python-evtx: not tried, time budget for this member spent"]))
+                continue
+            stream.seek(FILE_HEADER_SIZE + n * CHUNK_SIZE)
+            result = evtx_fallback.read_chunk(stream.read(CHUNK_SIZE))
+            yielded = 0
+            for fb in result.records:
+                if fb.record_id in scan.produced:
+                    continue
+                scan.produced.add(fb.record_id)
+                yielded += 1
+                if fb.document is None:
+                    why = evtx_errors or ["evtx: record not produced"]
+                    yield Rejection(f"record:{fb.record_id}", "; ".join([*why, fb.error or ""]))
+                else:
+                    recovered_any = True
+                    yield _to_event(fb.document, fb.record_id, "python-evtx")
+            if (evtx_errors or result.error) and not yielded:
+                yield Rejection(f"chunk:{n}", "; ".join([
+                    *evtx_errors,
+                    result.error or "python-evtx: recovered no record evtx had not produced"]))
+
+        if -1 in by_chunk or (scan.open_error and not scan.produced and not recovered_any):
+            reasons = by_chunk.get(-1, []) + ([scan.open_error] if scan.open_error else [])
+            yield Rejection("offset:0", "; ".join(reasons))
+
+
+def _chunk_headers(stream: BinaryIO, size: int) -> dict[int, tuple[int, int] | None]:
+    """Slot number -> (first, last record id) from its header, or None without chunk magic.
+
+    Every slot whose header lies inside the member counts, not only the header's chunk count.
+    """
+    out: dict[int, tuple[int, int] | None] = {}
+    n = 0
+    while FILE_HEADER_SIZE + n * CHUNK_SIZE + 0x28 <= size:
+        stream.seek(FILE_HEADER_SIZE + n * CHUNK_SIZE)
+        head = stream.read(0x28)
+        if len(head) < 0x28:
+            break
+        if head[:8] == evtx_fallback.CHUNK_MAGIC:
+            out[n] = struct.unpack_from("<QQ", head, 0x18)
+        else:
+            out[n] = None
+        n += 1
+    return out
+
+
+def _walk_ids(stream: BinaryIO, n: int, size: int) -> list[int]:
+    """Record ids found by following record headers through chunk ``n`` (no rendering)."""
+    stream.seek(FILE_HEADER_SIZE + n * CHUNK_SIZE)
+    chunk = stream.read(CHUNK_SIZE)
+    ids = []
+    ofs = evtx_fallback.RECORDS_START
+    while ofs + 0x18 <= len(chunk) and chunk[ofs:ofs + 4] == evtx_fallback.RECORD_MAGIC:
+        size_, record_id = struct.unpack_from("<IQ", chunk, ofs + 4)
+        if size_ < 0x1C or ofs + size_ > len(chunk):
+            break
+        ids.append(record_id)
+        ofs += size_
+    return ids
+
+
+def _locate(error: _EvtxError, chunks: dict[int, tuple[int, int] | None]) -> int | None:
+    """The chunk an unnumbered evtx error happened in: the one after the last good record."""
+    if error.after_id is None:
+        return next(iter(chunks), None)
+    for wanted in (error.after_id + 1, error.after_id):
+        for n, header in chunks.items():
+            if header is not None and header[0] <= wanted <= header[1]:
+                return n
+    return None
+
+
+# -- one record -----------------------------------------------------------------------------
+
+
+def _to_event(document: Any, record_id: int, parser: str) -> Event | Rejection:
+    """An Event from the evtx-JSON-shaped dict of one record, or why it cannot be one."""
+    ref = f"record:{record_id}"
+    event = document.get("Event") if isinstance(document, dict) else None
+    system = event.get("System") if isinstance(event, dict) else None
+    if not isinstance(system, dict):
+        return Rejection(ref, f"{parser}: record has no Event/System")
+    ts = _time_created(system)
+    if isinstance(ts, str):
+        return Rejection(ref, f"{parser}: {ts}")
+    provider_node = system.get("Provider")
+    provider = None
+    if isinstance(provider_node, dict):
+        attrs = provider_node.get("#attributes")
+        if isinstance(attrs, dict):
+            provider = _str_or_none(attrs.get("Name"))
+    channel = _str_or_none(system.get("Channel"))
+    event_id = _int(system.get("EventID"))
+    body_key, data = "EventData", event.get("EventData")
+    if data is None and event.get("UserData") is not None:
+        body_key, data = "UserData", event.get("UserData")
+    flat = _flat(data)
+    found = extract(channel, provider, event_id, flat)
+    attributes: dict[str, Any] = {"provider": provider}
+    security = system.get("Security")
+    if isinstance(security, dict) and isinstance(security.get("#attributes"), dict):
+        attributes["user_id"] = _str_or_none(security["#attributes"].get("UserID"))
+    if data is not None:
+        attributes[body_key] = _json_safe(data)
+    return Event(
+        ts=ts,
+        ts_desc="event logged",
+        event_type=found.event_type,
+        message=found.message,
+        record_ref=ref,
+        event_id=event_id,
+        channel=channel,
+        computer=_str_or_none(system.get("Computer")),
+        attributes=attributes,
+        parser=parser,
+        **found.columns,
+    )
+
+
+def _time_created(system: dict[str, Any]) -> datetime | str:
+    node = system.get("TimeCreated")
+    attrs = node.get("#attributes") if isinstance(node, dict) else None
+    text = attrs.get("SystemTime") if isinstance(attrs, dict) else None
+    if not isinstance(text, str) or not text:
+        return "record has no TimeCreated/@SystemTime"
+    try:
+        ts = datetime.fromisoformat(text)
+    except ValueError:
+        return f"TimeCreated {text!r} is not a timestamp"
+    ts = ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts.astimezone(UTC)
+    if ts < EARLIEST:
+        return f"TimeCreated {text!r} is before 1970 (unset)"
+    return ts
+
+
+def _str_or_none(value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, dict):
+        value = value.get("#text")
+        return None if value is None else str(value)
+    return str(value)
+
+
+def _flat(data: Any) -> dict[str, Any]:
+    """EventData as is; UserData's single child element's fields (e.g. LogFileCleared)."""
+    if not isinstance(data, dict):
+        return {}
+    if len(data) == 1:
+        (only,) = data.values()
+        if isinstance(only, dict) and "#text" not in only:
+            return only
+    return data
+
+
+def _json_safe(value: Any) -> Any:
+    """Only str/int/bool/None/list/dict; ints beyond 2**53 and anything else become str."""
+    kind = type(value)
+    if kind is str or value is None or kind is bool:
+        return value
+    if kind is int:
+        return value if -MAX_SAFE_INT <= value <= MAX_SAFE_INT else str(value)
+    if kind is dict:
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if kind is list:
+        return [_json_safe(v) for v in value]
+    return str(value)
