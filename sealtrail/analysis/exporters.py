@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from sealtrail.analysis.store import CaseDatabase
+from sealtrail.custody.bundle_format import utc_text
 from sealtrail.errors import UsageError
 
 FORMATS = ("timesketch", "l2tcsv", "bodyfile", "parquet")
@@ -43,7 +44,7 @@ def _batches(db: CaseDatabase, sql: str) -> Iterator[tuple[list[str], list[tuple
 
 
 def _iso(ts: datetime) -> str:
-    return ts.isoformat().replace("+00:00", "Z")
+    return utc_text(ts)
 
 
 def _jsonable(value: Any) -> Any:

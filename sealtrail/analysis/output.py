@@ -9,13 +9,14 @@ from decimal import Decimal
 from typing import Any
 
 from sealtrail.analysis.store import rows_as_csv
+from sealtrail.custody.bundle_format import utc_text
 
 MAX_CELL = 80
 
 
 def _plain(value: Any) -> Any:
     if isinstance(value, datetime):
-        return value.isoformat().replace("+00:00", "Z")
+        return utc_text(value)
     if isinstance(value, date):
         return value.isoformat()
     if isinstance(value, Decimal):

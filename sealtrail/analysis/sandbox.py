@@ -8,6 +8,7 @@ overruns is killed and replaced, and that member's result says why; every other 
 
 from __future__ import annotations
 
+import faulthandler
 import multiprocessing
 import multiprocessing.connection
 import os
@@ -22,6 +23,7 @@ _CONTEXT = multiprocessing.get_context("fork")
 
 def _serve(conn: multiprocessing.connection.Connection) -> None:
     """Worker loop: receive a task, send its result; stop on None."""
+    faulthandler.disable()  # a crash is reported by the parent as this member's result
     while True:
         task = conn.recv()
         if task is None:

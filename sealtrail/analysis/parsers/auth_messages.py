@@ -73,7 +73,9 @@ _SSH_FAILED = re.compile(
     r"Failed (?P<method>\S+) for (?P<invalid>invalid user )?(?P<user>.*?) from " + _IP
     + r" port (?P<port>\d+)"
 )
-_SSH_INVALID = re.compile(r"^Invalid user (?P<user>.*?) from " + _IP + r"(?: port (?P<port>\d+))?\s*$")
+_SSH_INVALID = re.compile(
+    r"^Invalid user (?P<user>.*?) from " + _IP + r"(?: port (?P<port>\d+))?\s*$"
+)
 _SSH_BREAKIN = re.compile(r"\[(?P<ip>[0-9A-Fa-f:.]+)\].*POSSIBLE BREAK-IN ATTEMPT")
 _SSH_CONN_FROM = re.compile(r"^Connection from " + _IP + r" port (?P<port>\d+)")
 _SSH_CLOSED = re.compile(
@@ -112,7 +114,9 @@ _SU_FAIL = re.compile(
 # --- account management ---------------------------------------------------------------------
 _NEW_USER = re.compile(r"^new user: name=(?P<user>[^,]+),(?P<rest>.*)$")
 _NEW_GROUP = re.compile(r"^(?:new group|group added to \S+): name=(?P<group>[^,]+)(?P<rest>.*)$")
-_ADD_TO_GROUP = re.compile(r"^add '(?P<user>[^']+)' to (?P<shadow>shadow )?group '(?P<group>[^']+)'")
+_ADD_TO_GROUP = re.compile(
+    r"^add '(?P<user>[^']+)' to (?P<shadow>shadow )?group '(?P<group>[^']+)'"
+)
 _DEL_FROM_GROUP = re.compile(
     r"^delete '(?P<user>[^']+)' from (?P<shadow>shadow )?group '(?P<group>[^']+)'"
 )

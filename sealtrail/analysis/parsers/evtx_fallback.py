@@ -77,6 +77,7 @@ def read_chunk(chunk: bytes) -> FallbackChunk:
             and _chain_is_finite(chunk, 0x180, 32, template=True)):
         return FallbackChunk([], "python-evtx: not tried, chunk string/template table loops")
     header = ChunkHeader(chunk, 0)
+    first, last = struct.unpack_from("<QQ", chunk, 0x18)  # log first/last record id
     end = struct.unpack_from("<I", chunk, 0x30)[0]  # next_record_offset
     if not RECORDS_START < end <= len(chunk):
         end = len(chunk)
@@ -89,11 +90,15 @@ def read_chunk(chunk: bytes) -> FallbackChunk:
                 stop = f"python-evtx: no record magic at chunk offset {ofs:#x}"
             break
         size, record_id = struct.unpack_from("<IQ", chunk, ofs + 4)
-        if size < RECORD_HEADER + 4 or ofs + size > len(chunk):
+        if size < RECORD_HEADER + 4:
             stop = f"python-evtx: record {record_id} has an invalid size {size}"
-            break
-        if struct.unpack_from("<I", chunk, ofs + size - 4)[0] != size:
+        elif ofs + size > len(chunk):
+            stop = f"python-evtx: record {record_id} (size {size}) is cut off by the end of data"
+        elif struct.unpack_from("<I", chunk, ofs + size - 4)[0] != size:
             stop = f"python-evtx: record {record_id} size is not repeated at its end"
+        if stop is not None:
+            if first <= record_id <= last:  # a real record header, damaged or cut off
+                records.append(FallbackRecord(record_id, None, stop))
             break
         records.append(_render(Record(chunk, ofs, header), record_id))
         ofs += size

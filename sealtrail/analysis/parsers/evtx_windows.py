@@ -167,15 +167,19 @@ class EvtxParser:
                 scan.produced.add(fb.record_id)
                 yielded += 1
                 if fb.document is None:
-                    why = evtx_errors or ["evtx: record not produced"]
+                    why = evtx_errors or ["evtx: did not read this record"]
                     yield Rejection(f"record:{fb.record_id}", "; ".join([*why, fb.error or ""]))
                 else:
                     recovered_any = True
                     yield _to_event(fb.document, fb.record_id, "python-evtx")
-            if (evtx_errors or result.error) and not yielded:
-                yield Rejection(f"chunk:{n}", "; ".join([
-                    *evtx_errors,
-                    result.error or "python-evtx: recovered no record evtx had not produced"]))
+            lost = _lost_range(chunks[n], scan.produced, result.records)
+            if lost or ((evtx_errors or result.error) and not yielded):
+                reasons = [*evtx_errors, result.error
+                           or "python-evtx: recovered no record evtx had not produced"]
+                if lost:
+                    reasons.append(f"records {lost[0]}..{lost[1]} declared by the chunk header"
+                                   " were not found by either parser")
+                yield Rejection(f"chunk:{n}", "; ".join(reasons))
 
         if -1 in by_chunk or (scan.open_error and not scan.produced and not recovered_any):
             reasons = by_chunk.get(-1, []) + ([scan.open_error] if scan.open_error else [])
@@ -215,6 +219,21 @@ def _walk_ids(stream: BinaryIO, n: int, size: int) -> list[int]:
         ids.append(record_id)
         ofs += size_
     return ids
+
+
+def _lost_range(header: tuple[int, int] | None, produced: set[int],
+                records: list[evtx_fallback.FallbackRecord]) -> tuple[int, int] | None:
+    """Record ids the chunk header declares after the last one either parser looked at."""
+    if header is None:
+        return None
+    first, last = header
+    seen = [r.record_id for r in records if first <= r.record_id <= last]
+    highest = max(seen, default=first - 1)
+    while highest + 1 <= last and highest + 1 in produced:  # evtx got the tail
+        highest += 1
+    if highest >= last or last - first > 0xFFFF:  # nothing lost, or a nonsense header
+        return None
+    return highest + 1, last
 
 
 def _locate(error: _EvtxError, chunks: dict[int, tuple[int, int] | None]) -> int | None:

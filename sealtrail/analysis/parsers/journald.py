@@ -252,7 +252,8 @@ class _JournalReader:
             return Rejection(ref, f"entry offset {offset} is invalid")
         kind, _flags, size = _OBJECT_HEADER.unpack_from(data, offset)
         if kind != OBJECT_ENTRY or size < _ENTRY_ITEMS_AT:
-            return Rejection(ref, f"offset {offset} holds no entry object (type {kind}, size {size})")
+            return Rejection(ref,
+                             f"offset {offset} holds no entry object (type {kind}, size {size})")
         if offset + size > len(data):
             return Rejection(ref, f"entry at offset {offset} is cut off by the end of the file")
         seqnum, realtime, monotonic, boot_id, _xor = _ENTRY_HEAD.unpack_from(data, offset + 16)

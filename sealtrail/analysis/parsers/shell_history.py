@@ -60,7 +60,7 @@ class _Entry:
     ts: datetime | None = None
     ts_line: int | None = None
     duration: int | None = None
-    shell: str = "bash"
+    kind: str = "bash"
 
 
 class ShellHistoryParser:
@@ -100,10 +100,10 @@ class ShellHistoryParser:
                     if pending is not None:
                         yield from self._emit(pending, member, user)
                     pending = _Entry(first_line=line.number, ts=epoch_to_utc(int(zsh[1])),
-                                     duration=int(zsh[2]), shell="zsh")
+                                     duration=int(zsh[2]), kind="zsh")
                     pending.lines.append(zsh[3])
                     continue
-                if pending is not None and pending.shell == "zsh" and pending.lines \
+                if pending is not None and pending.kind == "zsh" and pending.lines \
                         and pending.lines[-1].endswith("\\"):
                     pending.lines.append(text)
                     continue
@@ -128,7 +128,7 @@ class ShellHistoryParser:
             yield Rejection(ref, "history timestamp without a command")
             return
         command = "\n".join(entry.lines)
-        attrs: dict[str, object] = {"shell": entry.shell}
+        attrs: dict[str, object] = {"shell": entry.kind}
         if entry.ts_line is not None:
             attrs["timestamp_line"] = entry.ts_line
         if entry.duration is not None:

@@ -238,7 +238,7 @@ class UtmpParser:
             user = None
         elif ut_type in (NEW_TIME, OLD_TIME):
             event_type, user = "other", None
-            ts_desc = "clock change (new time)" if ut_type == NEW_TIME else "clock change (old time)"
+            ts_desc = "clock change (" + ("new" if ut_type == NEW_TIME else "old") + " time)"
             message = f"system clock change: {ts_desc}"
         elif kind == "btmp" and ut_type in (USER_PROCESS, LOGIN_PROCESS):
             event_type, ts_desc = "logon_failure", "failed login"
