@@ -9,6 +9,7 @@ import pytest
 
 from sealtrail.analysis.ingest import ingest_case
 from sealtrail.custody.case import Case
+from fixtures.restore_mtimes import restore_mtimes
 from tests.conftest import collect
 
 WEB01 = Path(__file__).resolve().parents[2] / "fixtures" / "hosts" / "web01"
@@ -18,6 +19,7 @@ WEB01 = Path(__file__).resolve().parents[2] / "fixtures" / "hosts" / "web01"
 def web01_host(tmp_path: Path) -> Path:
     host = tmp_path / "web01"
     shutil.copytree(WEB01, host, symlinks=True)
+    restore_mtimes(host, WEB01.parent / "web01.truth.json")
     return host
 
 

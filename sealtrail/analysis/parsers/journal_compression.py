@@ -99,10 +99,15 @@ def _zstandard(payload: bytes, limit: int) -> bytes:
     if _zstd is None:
         raise DecompressionFailed("compressed with ZSTD but zstandard is not installed")
     try:
+        # journald's frames record their content size; -1 when a writer left it out
+        declared = _zstd.frame_content_size(payload)
         reader = _zstd.ZstdDecompressor().stream_reader(io.BytesIO(payload))
         out = reader.read(limit + 1)
     except _zstd.ZstdError as exc:
         raise DecompressionFailed(f"ZSTD data is corrupt: {exc}") from exc
     if len(out) > limit:
         raise DecompressionFailed(f"ZSTD data expands beyond {limit} bytes")
+    # the stream reader returns what it has when the input ends early: compare with the header
+    if declared >= 0 and len(out) != declared:
+        raise DecompressionFailed(f"ZSTD data gives {len(out)} bytes, {declared} expected")
     return out

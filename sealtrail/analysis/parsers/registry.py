@@ -4,8 +4,17 @@ member reads it; order matters where formats overlap (specific before generic)."
 from __future__ import annotations
 
 from sealtrail.analysis.parsers.base import MemberContext, build_registry
+from sealtrail.analysis.parsers.bodyfile import BodyfileParser
+from sealtrail.analysis.parsers.journald import JournaldParser
+from sealtrail.analysis.parsers.utmp import LastlogParser, UtmpParser
 
-PARSER_CLASSES: list[type] = []
+# Strict (magic-number or exact-name) parsers first; content-sniffing ones last.
+PARSER_CLASSES: list[type] = [
+    JournaldParser,
+    LastlogParser,
+    UtmpParser,
+    BodyfileParser,
+]
 
 REGISTRY: dict[str, type] = build_registry(PARSER_CLASSES)
 

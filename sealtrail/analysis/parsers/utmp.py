@@ -52,6 +52,7 @@ tail, are ``Rejection``s.
 from __future__ import annotations
 
 import ipaddress
+import re
 import struct
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -82,7 +83,7 @@ UT_TYPE_NAMES = {
     DEAD_PROCESS: "DEAD_PROCESS",
     ACCOUNTING: "ACCOUNTING",
 }
-_UTMP_NAMES = frozenset({"wtmp", "btmp", "utmp"})
+_UTMP_NAME = re.compile(r"^(wtmp|btmp|utmp)(?:-\d{8,10})?$")
 
 
 def _text(raw: bytes) -> str:
@@ -108,12 +109,12 @@ def _addr(raw: bytes) -> str | None:
 
 
 def _file_kind(member: MemberContext) -> str | None:
-    """``wtmp``, ``btmp`` or ``utmp`` from the name (also ``btmp-20240301`` dateext rotations)."""
-    name = member.logical_name
-    if name in _UTMP_NAMES:
-        return name
-    stem = name.split("-", 1)[0].split(".", 1)[0]
-    return stem if stem in _UTMP_NAMES else None
+    """``wtmp``, ``btmp`` or ``utmp`` from the name, also ``btmp-20240301`` (dateext rotation).
+
+    ``wtmp.db`` (wtmpdb, SQLite) and ``wtmpx``/``utmpx`` (other layouts) are not ours.
+    """
+    match = _UTMP_NAME.match(member.logical_name)
+    return match.group(1) if match else None
 
 
 def _read_all(member: MemberContext) -> Iterator[tuple[int, bytes]]:
