@@ -4,15 +4,28 @@ member reads it; order matters where formats overlap (specific before generic)."
 from __future__ import annotations
 
 from sealtrail.analysis.parsers.base import MemberContext, build_registry
+from sealtrail.analysis.parsers.auditd import AuditdParser
 from sealtrail.analysis.parsers.bodyfile import BodyfileParser
+from sealtrail.analysis.parsers.crontab import CrontabParser
 from sealtrail.analysis.parsers.journald import JournaldParser
+from sealtrail.analysis.parsers.package_logs import AptHistoryParser, DpkgLogParser
+from sealtrail.analysis.parsers.shell_history import ShellHistoryParser
+from sealtrail.analysis.parsers.syslog_text import SyslogParser
 from sealtrail.analysis.parsers.utmp import LastlogParser, UtmpParser
+from sealtrail.analysis.parsers.web_access import WebAccessParser
 
 # Strict (magic-number or exact-name) parsers first; content-sniffing ones last.
 PARSER_CLASSES: list[type] = [
     JournaldParser,
     LastlogParser,
     UtmpParser,
+    AuditdParser,
+    DpkgLogParser,
+    AptHistoryParser,
+    ShellHistoryParser,
+    CrontabParser,
+    WebAccessParser,
+    SyslogParser,
     BodyfileParser,
 ]
 

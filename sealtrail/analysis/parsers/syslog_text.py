@@ -13,8 +13,10 @@ What each message means comes from :mod:`sealtrail.analysis.parsers.auth_message
 Records: one per non-blank line. Blank lines are skipped without a record. A line that starts
 with whitespace right after an event (a multi-line message) is an ``other`` event of its own,
 timed like the line it continues, with ``attributes["continuation_of"]``. ``--- last message
-repeated N times ---`` is an ``other`` event with ``attributes["repeated"] = N``. Lines with no
-recognisable timestamp are rejected.
+repeated N times ---`` is an ``other`` event with ``attributes["repeated"] = N``; rsyslog's
+``prog: message repeated N times: [ msg]`` is read as ``msg`` (a repeated ``Failed password``
+is a ``logon_failure``) with ``attributes["repeated"] = N``: one event, standing for N more.
+Lines with no recognisable timestamp are rejected.
 
 Time zone: BSD and ISO-without-zone lines carry no zone; they are read as UTC and marked
 ``attributes["tz_assumed"] = "UTC"`` (a later ``--tz`` may override). ISO and RFC 5424 times
@@ -187,9 +189,11 @@ class SyslogParser:
         line = first_text_line(head)
         if line is None:
             return False
-        return bool(_BSD.match(line) and _PROG.match(_BSD.match(line)["rest"] or "")) or bool(
-            (m := _ISO.match(line)) and (m["v"] or _PROG.match(_strip_host(m["rest"])[1]))
-        )
+        if m := _BSD.match(line):
+            return bool(_PROG.match(_strip_host(m["rest"])[1]))
+        if m := _ISO.match(line):
+            return bool(m["v"] or _PROG.match(_strip_host(m["rest"])[1]))
+        return False
 
     def parse(self, member: MemberContext) -> Iterator[Event | Rejection]:
         plan = plan_years(member, self._now)
@@ -306,7 +310,13 @@ def _event5424(ts: datetime, ref: str, rest: str, pri: str | None,
 
 def _with_meaning(ts: datetime, ref: str, host: str | None, program: str | None, message: str,
                   attrs: dict[str, Any]) -> Event:
-    meaning = interpret(program, message)
+    repeated = _REPEATED.match(message) if "repeated" in message[:40] else None
+    if repeated and repeated["what"]:
+        # rsyslog's "message repeated N times: [ msg]": the line stands for N more of msg.
+        attrs["repeated"] = int(repeated["n"])
+        meaning = interpret(program, repeated["what"].strip())
+    else:
+        meaning = interpret(program, message)
     if meaning.attributes:
         attrs.update(meaning.attributes)
     shown = f"{program}: {message}" if program else message
