@@ -43,18 +43,19 @@ _MISSING = frozenset({"", "-", "%%1793"})  # "-" and "<value not set>" mean "no 
 
 def _text(value: Any) -> str | None:
     """A column value as text; '-', '' and None are None; {'#text': x} is x."""
-    if value is None:
-        return None
-    if isinstance(value, str):
+    kind = type(value)
+    if kind is str:
         value = value.strip()
         return None if value in _MISSING else value
-    if isinstance(value, bool):
-        return str(value).lower()
-    if isinstance(value, int):
+    if value is None:
+        return None
+    if kind is int:
         return str(value)
-    if isinstance(value, dict):
+    if kind is bool:
+        return str(value).lower()
+    if kind is dict:
         return _text(value.get("#text"))
-    if isinstance(value, list):
+    if kind is list:
         parts = [t for t in (_text(v) for v in value) if t]
         return ", ".join(parts) or None
     return str(value)
@@ -62,10 +63,11 @@ def _text(value: Any) -> str | None:
 
 def _int(value: Any) -> int | None:
     """A column value as an int (decimal or 0x hex); None if it is not a number."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
+    kind = type(value)
+    if kind is int:
         return value
+    if kind is bool:
+        return None
     text = _text(value)
     if text is None:
         return None
@@ -355,27 +357,25 @@ SUMMARY_LIMIT = 300
 
 
 class _Fill(dict):
-    """format_map helper: missing or empty values print as '?'."""
+    """format_map helper: columns first, then raw data values; missing ones print as '?'."""
+
+    __slots__ = ("data",)
 
     def __missing__(self, key: str) -> str:
-        return "?"
+        value = self.data.get(key)
+        text = None if type(value) is dict or type(value) is list else _text(value)
+        return "?" if text is None else text
 
 
 def _shorten(text: str) -> str:
-    text = " ".join(text.split())
+    if "\n" in text or "\r" in text or "\t" in text or "  " in text:
+        text = " ".join(text.split())
     return text if len(text) <= SUMMARY_LIMIT else text[: SUMMARY_LIMIT - 3] + "..."
 
 
-@dataclass(frozen=True, slots=True)
-class Extracted:
-    event_type: str
-    message: str
-    columns: dict[str, Any]
-
-
 def extract(channel: str | None, provider: str | None, event_id: int | None,
-            data: Mapping[str, Any]) -> Extracted:
-    """Event type, Event columns and a one-line summary for one record.
+            data: Mapping[str, Any]) -> tuple[str, str, dict[str, Any]]:
+    """``(event_type, message, columns)`` for one record; columns are Event field values.
 
     Args:
         channel: ``System/Channel``.
@@ -383,23 +383,21 @@ def extract(channel: str | None, provider: str | None, event_id: int | None,
         event_id: ``System/EventID`` (None if unreadable).
         data: the flat EventData/UserData dict (see the module docstring).
     """
-    rule = RULES.get((channel or "", event_id if event_id is not None else -1))
+    rule = RULES.get((channel, event_id))
     if rule is not None and rule.providers is not None and provider not in rule.providers:
         rule = None
     if rule is None:
-        return Extracted("other", _generic_summary(channel, provider, event_id, data), {})
+        return "other", _generic_summary(channel, provider, event_id, data), {}
     found = rule.columns(data)
     columns = {k: v for k, v in found.items() if v is not None and k in EVENT_COLUMNS}
-    if rule.user is not None and found.get(rule.user) is not None:
-        columns["user"] = found[rule.user]
-    fill = _Fill()
-    for key, value in data.items():
-        text = _text(value) if not isinstance(value, dict | list) else None
-        if text is not None:
-            fill[key] = text
-    fill.update((k, v) for k, v in found.items() if v is not None)
+    if rule.user is not None:
+        user = found.get(rule.user)
+        if user is not None:
+            columns["user"] = user
+    fill = _Fill((k, v) for k, v in found.items() if v is not None)
+    fill.data = data
     fill["eid"] = event_id
-    return Extracted(rule.event_type, _shorten(rule.summary.format_map(fill)), columns)
+    return rule.event_type, _shorten(rule.summary.format_map(fill)), columns
 
 
 def _generic_summary(channel: str | None, provider: str | None, event_id: int | None,
@@ -407,12 +405,12 @@ def _generic_summary(channel: str | None, provider: str | None, event_id: int | 
     """'<eid> <provider>: k=v, k=v' with the first few scalar EventData values."""
     parts = []
     for key, value in data.items():
-        if key.startswith("#") or isinstance(value, dict | list):
+        if key[:1] == "#" or type(value) is dict or type(value) is list:
             continue
         text = _text(value)
         if text is not None:
             parts.append(f"{key}={text}")
-        if len(parts) == 4:
-            break
+            if len(parts) == 4:
+                break
     head = f"{event_id if event_id is not None else '?'} {provider or channel or '?'}"
     return _shorten(f"{head}: {', '.join(parts)}" if parts else head)

@@ -253,52 +253,58 @@ def _locate(error: _EvtxError, chunks: dict[int, tuple[int, int] | None]) -> int
 def _to_event(document: Any, record_id: int, parser: str) -> Event | Rejection:
     """An Event from the evtx-JSON-shaped dict of one record, or why it cannot be one."""
     ref = f"record:{record_id}"
-    event = document.get("Event") if isinstance(document, dict) else None
-    system = event.get("System") if isinstance(event, dict) else None
-    if not isinstance(system, dict):
-        return Rejection(ref, f"{parser}: record has no Event/System")
-    ts = _time_created(system)
-    if isinstance(ts, str):
+    try:
+        event = document["Event"]
+        system = event["System"]
+        ts_text = system["TimeCreated"]["#attributes"]["SystemTime"]
+    except (KeyError, TypeError, IndexError):
+        if not isinstance(system := _get(_get(document, "Event"), "System"), dict):
+            return Rejection(ref, f"{parser}: record has no Event/System")
+        return Rejection(ref, f"{parser}: record has no TimeCreated/@SystemTime")
+    ts = _time_created(ts_text)
+    if type(ts) is str:
         return Rejection(ref, f"{parser}: {ts}")
-    provider_node = system.get("Provider")
-    provider = None
-    if isinstance(provider_node, dict):
-        attrs = provider_node.get("#attributes")
-        if isinstance(attrs, dict):
-            provider = _str_or_none(attrs.get("Name"))
-    channel = _str_or_none(system.get("Channel"))
-    event_id = _int(system.get("EventID"))
+    provider = _get(_get(system.get("Provider"), "#attributes"), "Name")
+    if provider is not None and type(provider) is not str:
+        provider = str(provider)
+    channel = system.get("Channel")
+    if channel is not None and type(channel) is not str:
+        channel = _str_or_none(channel)
+    event_id = system.get("EventID")
+    if type(event_id) is not int:
+        event_id = _int(event_id)
     body_key, data = "EventData", event.get("EventData")
     if data is None and event.get("UserData") is not None:
-        body_key, data = "UserData", event.get("UserData")
-    flat = _flat(data)
-    found = extract(channel, provider, event_id, flat)
+        body_key, data = "UserData", event["UserData"]
+    event_type, message, columns = extract(channel, provider, event_id, _flat(data))
     attributes: dict[str, Any] = {"provider": provider}
-    security = system.get("Security")
-    if isinstance(security, dict) and isinstance(security.get("#attributes"), dict):
-        attributes["user_id"] = _str_or_none(security["#attributes"].get("UserID"))
+    user_id = _get(_get(system.get("Security"), "#attributes"), "UserID")
+    if user_id:  # python-evtx renders a missing UserID as ''
+        attributes["user_id"] = str(user_id)
     if data is not None:
         attributes[body_key] = _json_safe(data)
+    computer = system.get("Computer")
     return Event(
         ts=ts,
         ts_desc="event logged",
-        event_type=found.event_type,
-        message=found.message,
+        event_type=event_type,
+        message=message,
         record_ref=ref,
         event_id=event_id,
         channel=channel,
-        computer=_str_or_none(system.get("Computer")),
+        computer=computer if computer is None or type(computer) is str else str(computer),
         attributes=attributes,
         parser=parser,
-        **found.columns,
+        **columns,
     )
 
 
-def _time_created(system: dict[str, Any]) -> datetime | str:
-    node = system.get("TimeCreated")
-    attrs = node.get("#attributes") if isinstance(node, dict) else None
-    text = attrs.get("SystemTime") if isinstance(attrs, dict) else None
-    if not isinstance(text, str) or not text:
+def _get(node: Any, key: str) -> Any:
+    return node.get(key) if type(node) is dict else None
+
+
+def _time_created(text: Any) -> datetime | str:
+    if type(text) is not str or not text:
         return "record has no TimeCreated/@SystemTime"
     try:
         ts = datetime.fromisoformat(text)
@@ -331,14 +337,22 @@ def _flat(data: Any) -> dict[str, Any]:
 
 
 def _json_safe(value: Any) -> Any:
-    """Only str/int/bool/None/list/dict; ints beyond 2**53 and anything else become str."""
+    """Only str/int/bool/None/list/dict; ints beyond 2**53 and anything else become str.
+
+    The common case (a dict of strings and small ints) is checked and returned as is.
+    """
     kind = type(value)
+    if kind is dict:
+        for item in value.values():
+            k = type(item)
+            if not (k is str or item is None or (k is int and -MAX_SAFE_INT <= item <= MAX_SAFE_INT)
+                    or k is bool):
+                return {str(k): _json_safe(v) for k, v in value.items()}
+        return value
     if kind is str or value is None or kind is bool:
         return value
     if kind is int:
         return value if -MAX_SAFE_INT <= value <= MAX_SAFE_INT else str(value)
-    if kind is dict:
-        return {str(k): _json_safe(v) for k, v in value.items()}
     if kind is list:
         return [_json_safe(v) for v in value]
     return str(value)

@@ -7,6 +7,7 @@ from sealtrail.analysis.parsers.base import MemberContext, build_registry
 from sealtrail.analysis.parsers.auditd import AuditdParser
 from sealtrail.analysis.parsers.bodyfile import BodyfileParser
 from sealtrail.analysis.parsers.crontab import CrontabParser
+from sealtrail.analysis.parsers.evtx_windows import EvtxParser
 from sealtrail.analysis.parsers.journald import JournaldParser
 from sealtrail.analysis.parsers.package_logs import AptHistoryParser, DpkgLogParser
 from sealtrail.analysis.parsers.shell_history import ShellHistoryParser
@@ -16,6 +17,7 @@ from sealtrail.analysis.parsers.web_access import WebAccessParser
 
 # Strict (magic-number or exact-name) parsers first; content-sniffing ones last.
 PARSER_CLASSES: list[type] = [
+    EvtxParser,
     JournaldParser,
     LastlogParser,
     UtmpParser,
