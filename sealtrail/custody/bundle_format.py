@@ -10,6 +10,7 @@ Member names are ASCII by construction: every byte of the source path outside
 depend on Unicode normalisation and decode back to the exact source bytes. A literal ``~`` never
 comes from a path (it is ``%7E``); the writer appends ``~N`` only to keep two names distinct when
 they differ only in letter case, so a bundle extracts the same on case-insensitive file systems.
+State captured from a live system (processes, sockets...) is stored as ``volatile/<name>``.
 """
 
 from __future__ import annotations
@@ -21,11 +22,13 @@ MANIFEST_MEMBER = "manifest.dsse.json"
 MANIFEST_TYPE = "application/vnd.sealtrail.bundle-manifest.v1+json"
 MANIFEST_KIND = "sealtrail.bundle-manifest"
 DATA_PREFIX = "data/"
+VOLATILE_PREFIX = "volatile/"
 BUNDLE_SUFFIX = ".stb"
 PARTIAL_SUFFIX = ".stb.partial"
 
 _SAFE = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-/")
-_NAME_RE = re.compile(r"^data/[A-Za-z0-9._%~/-]+$")
+_NAME_RE = re.compile(r"^(data|volatile)/[A-Za-z0-9._%~/-]+$")
+_VOLATILE_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
 _BUNDLE_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
 # Outcomes of an item in the manifest. A member exists for the first three only.
@@ -45,6 +48,13 @@ def encode_member_name(relpath: bytes) -> str:
     """``data/`` + the percent-encoded source path (relative, ``/``-separated)."""
     out = [chr(b) if b in _SAFE else f"%{b:02X}" for b in relpath]
     return DATA_PREFIX + "".join(out)
+
+
+def volatile_member_name(name: str) -> str:
+    """``volatile/<name>`` for state captured from the live system (not a file of the source)."""
+    if not _VOLATILE_NAME_RE.match(name):
+        raise ValueError(f"bad volatile capture name {name!r}")
+    return VOLATILE_PREFIX + name
 
 
 def decode_member_name(name: str) -> bytes:

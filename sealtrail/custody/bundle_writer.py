@@ -39,7 +39,6 @@ from sealtrail.errors import CollectionError
 _FIXED_ZIP_TIME = (1980, 1, 1, 0, 0, 0)  # real times live in the manifest, not in ZIP headers
 # Below this a thread hand-off costs more than the overlap saves; hash on the calling thread.
 _THREADED_HASH_MIN = 256 * 1024
-_WRITEBACK_EVERY = 64 << 20
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,16 +51,14 @@ class WrittenMember:
 class MemberSink:
     """One member being written: ``write`` hashes and stores, ``close`` returns its digest."""
 
-    __slots__ = ("_hash", "_out", "_pool", "_writer", "name", "size")
+    __slots__ = ("_hash", "_out", "_pool", "name", "size")
 
     def __init__(
-        self, name: str, out: zipfile.ZipExtFile, pool: ThreadPoolExecutor | None = None,
-        writer: BundleWriter | None = None,
+        self, name: str, out: zipfile.ZipExtFile, pool: ThreadPoolExecutor | None = None
     ) -> None:
         self.name = name
         self._out = out
         self._pool = pool
-        self._writer = writer
         self._hash = hashlib.sha256()
         self.size = 0
 
@@ -76,8 +73,6 @@ class MemberSink:
             self._hash.update(chunk)
             self._out.write(chunk)
         self.size += len(chunk)
-        if self._writer is not None:
-            self._writer._wrote(len(chunk))
 
     def close(self) -> WrittenMember:
         self._out.close()
@@ -103,20 +98,6 @@ class BundleWriter:
         self._folded: set[str] = set()
         self._sealed = False
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="sealtrail-hash")
-        self._pending = 0
-        self._kicked = 0
-
-    def _wrote(self, n: int) -> None:
-        self._pending += n
-        if self._pending >= _WRITEBACK_EVERY:
-            self._pending = 0
-            end = self._file.tell()
-            try:
-                os.posix_fadvise(self._file.fileno(), self._kicked, end - self._kicked,
-                                 os.POSIX_FADV_DONTNEED)
-            except OSError:
-                pass
-            self._kicked = end
 
     def _unique_name(self, relpath: bytes) -> str:
         base = encode_member_name(relpath)
@@ -133,7 +114,19 @@ class BundleWriter:
         info = zipfile.ZipInfo(name, date_time=_FIXED_ZIP_TIME)
         info.compress_type = zipfile.ZIP_STORED
         info.external_attr = 0o100444 << 16
-        return MemberSink(name, self._zip.open(info, "w", force_zip64=True), self._pool, self)
+        return MemberSink(name, self._zip.open(info, "w", force_zip64=True), self._pool)
+
+    def add_bytes(self, name: str, data: bytes) -> WrittenMember:
+        """Store a member given whole (volatile captures); ``name`` is already a member name."""
+        if fold_name(name) in self._folded:
+            raise CollectionError(f"member {name} is already in the bundle")
+        self._folded.add(fold_name(name))
+        info = zipfile.ZipInfo(name, date_time=_FIXED_ZIP_TIME)
+        info.compress_type = zipfile.ZIP_STORED
+        info.external_attr = 0o100444 << 16
+        sink = MemberSink(name, self._zip.open(info, "w", force_zip64=True))
+        sink.write(data)
+        return sink.close()
 
     def seal(self, manifest: dict[str, object], key: SigningKey) -> tuple[Path, bytes]:
         """Sign and write the manifest, make the bundle durable and give it its final name.

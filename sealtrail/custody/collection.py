@@ -26,7 +26,12 @@ from typing import Any
 from sealtrail import TOOL_NAME, __version__
 from sealtrail.collectors.plan import CollectionPlan, PlannedItem
 from sealtrail.collectors.source import DirectorySource, FileInfo, SwappedFile
-from sealtrail.custody.bundle_format import MANIFEST_KIND, ns_text, utc_text
+from sealtrail.custody.bundle_format import (
+    MANIFEST_KIND,
+    ns_text,
+    utc_text,
+    volatile_member_name,
+)
 from sealtrail.custody.bundle_writer import BundleWriter
 
 CHUNK = 1 << 20
@@ -208,6 +213,32 @@ def write_plan(
         if progress is not None:
             progress(tally.files_done, tally.bytes_done)
     return members, entries
+
+
+@dataclass(frozen=True, slots=True)
+class VolatileCapture:
+    """State read from a running system before any file (RFC 3227 order of volatility)."""
+
+    name: str            # e.g. "processes"; stored as volatile/<name>.json
+    data: bytes          # the capture, as JSON
+    captured_at: str     # UTC, when the capture was taken
+    description: str     # what was read, e.g. "/proc/[pid]/{stat,cmdline,status,exe}"
+
+
+def write_volatile(
+    writer: BundleWriter, captures: Sequence[VolatileCapture]
+) -> list[dict[str, Any]]:
+    """Store captures first, in the order given (most volatile first)."""
+    members = []
+    for capture in captures:
+        written = writer.add_bytes(volatile_member_name(f"{capture.name}.json"), capture.data)
+        members.append({
+            "name": written.name, "sha256": written.sha256, "size": written.size,
+            "artifacts": ["volatile"], "outcome": "collected", "reason": "",
+            "source": {"kind": "volatile", "path": capture.description,
+                       "captured": capture.captured_at},
+        })
+    return members
 
 
 def outcome_counts(

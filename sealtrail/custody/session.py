@@ -28,10 +28,12 @@ from sealtrail.custody.bundle_writer import BundleWriter
 from sealtrail.custody.case import Case
 from sealtrail.custody.collection import (
     ProgressFn,
+    VolatileCapture,
     build_manifest,
     now_utc,
     outcome_counts,
     write_plan,
+    write_volatile,
 )
 from sealtrail.custody.keys import SigningKey
 from sealtrail.errors import CollectionError
@@ -71,6 +73,7 @@ def run_collection(
     requested: dict[str, Any],
     custody: dict[str, str] | None = None,
     progress: ProgressFn | None = None,
+    volatile: Sequence[VolatileCapture] = (),
 ) -> CollectionResult:
     ledger = case.ledger()
     case.require_signer(ledger, key)
@@ -94,7 +97,9 @@ def run_collection(
     )
     writer = BundleWriter(case.bundles_dir, bundle_id)
     try:
-        members, entries = write_plan(source, writer, plan, progress)
+        members = write_volatile(writer, volatile)
+        file_members, entries = write_plan(source, writer, plan, progress)
+        members += file_members
         finished = now_utc()
         manifest = build_manifest(
             bundle_id=bundle_id, case_id=case.case_id, examiner=case.examiner,
