@@ -12,8 +12,9 @@ What is measured (medians of ``--runs`` interleaved runs of each side, same data
 - verify: ``check_case`` (fresh process, timed inside it) against ``openssl dgst -sha256`` over
   the bundle file; MB/s = bundle file size / seconds for both.
 
-Before every run of either side the page cache is dropped (``sync; echo 3 >
-/proc/sys/vm/drop_caches``) when that works (root); ``--warm`` skips it. The output says which.
+Before every run of either side dirty pages are flushed (``sync``) and the page cache is
+dropped (``echo 3 > /proc/sys/vm/drop_caches``) when that works (root); ``--warm`` skips the
+drop, not the flush. The output says which.
 
 The data set (``--size-gb``, default 2.2; ``--quick`` ~0.3) is built once under
 ``bench/out/data/<size>MB/`` from a fixed seed and reused while its manifest matches; it is
@@ -21,7 +22,7 @@ deleted at the end unless ``--keep``. MB = 10^6 bytes.
 
 Usage::
 
-    python bench/bench_collect.py            # 2.2 GB, 3 runs a side
+    python bench/bench_collect.py            # 2.2 GB, 5 runs a side
     python bench/bench_collect.py --quick    # ~300 MB smoke run
 """
 
@@ -150,9 +151,27 @@ def ensure_dataset(total: int) -> tuple[Path, int, int]:
 # one run of each side
 
 
-def drop_caches() -> bool:
-    """Flush dirty pages and drop the page cache; False if not allowed."""
+def machine_line() -> str:
+    cpu = "?"
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    ssl = subprocess.run(["openssl", "version"], capture_output=True, text=True).stdout.strip()
+    return (f"machine: {os.cpu_count()} CPUs ({cpu}), Python {sys.version.split()[0]}, {ssl}, "
+            f"{os.uname().sysname} {os.uname().release}")
+
+
+def drop_caches(drop: bool = True) -> bool:
+    """Flush dirty pages (always) and drop the page cache (if ``drop``); False if not allowed.
+
+    The flush alone keeps one run's write-back (and the discards of the files deleted after
+    it) from landing in the next run's time, which matters most in ``--warm`` mode.
+    """
     os.sync()
+    if not drop:
+        return False
     try:
         with open("/proc/sys/vm/drop_caches", "w") as f:
             f.write("3\n")
@@ -254,7 +273,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--size-gb", type=float, default=2.2)
     parser.add_argument("--quick", action="store_true", help="~0.3 GB smoke run")
-    parser.add_argument("--runs", type=int, default=3, help="runs of each side (>= 3)")
+    parser.add_argument("--runs", type=int, default=5, help="runs of each side (>= 3)")
     parser.add_argument("--warm", action="store_true", help="do not drop the page cache")
     parser.add_argument("--keep", action="store_true", help="keep the data set for next time")
     parser.add_argument("--child-collect", nargs=3, metavar=("ROOT", "CASE", "KEY"),
@@ -271,6 +290,7 @@ def main() -> int:
     if args.runs < 3:
         parser.error("--runs must be at least 3")
 
+    print(machine_line())
     total = int((0.3 if args.quick else args.size_gb) * 1e9)
     root, n_files, n_bytes = ensure_dataset(total)
     scratch = OUT / f"collect-run-{os.getpid()}"
@@ -288,12 +308,10 @@ def main() -> int:
     last_key: Path | None = None
     try:
         for run in range(args.runs):
-            if dropped:
-                drop_caches()
+            drop_caches(dropped)
             ref_s.append(run_reference(root, scratch))
             case_root, key_file = new_case(scratch, run)
-            if dropped:
-                drop_caches()
+            drop_caches(dropped)
             last = _child(["--child-collect", str(root), str(case_root), str(key_file)])
             if last["bytes"] != n_bytes:
                 raise SystemExit(f"sealtrail collected {last['bytes']} bytes, not {n_bytes}")
@@ -321,17 +339,16 @@ def main() -> int:
               f"largest file {max(s for _, s, _ in _layout(total, random.Random(SEED))) / MB:.0f}"
               f" MB)")
 
-        assert last_case is not None and last_key is not None
+        if last_case is None or last_key is None:
+            raise SystemExit("no sealtrail run completed")
         bundle = Path(str(last["bundle"]))
         bundle_bytes = bundle.stat().st_size
         ver_s: list[float] = []
         ssl_s: list[float] = []
         for _run in range(args.runs):
-            if dropped:
-                drop_caches()
+            drop_caches(dropped)
             ssl_s.append(run_openssl(bundle))
-            if dropped:
-                drop_caches()
+            drop_caches(dropped)
             report = _child(["--child-verify", str(last_case), str(last_key)])
             if not report["ok"]:
                 raise SystemExit(f"verification failed: {report['problems']}")
