@@ -10,7 +10,6 @@ the one module that imports ``artifacts``.
 from __future__ import annotations
 
 import difflib
-import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -211,10 +210,31 @@ def _yaml_files(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.suffix in (".yaml", ".yml") and p.is_file())
 
 
+# libyaml's C loader where PyYAML was built with it: the catalogue's ~740 definitions load
+# faster than with the pure-Python loader the artifacts package uses (bench/README.md).
+_YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
 def _read_file(path: Path) -> list[ArtifactDefinition]:
-    yaml_reader = artifacts_reader.YamlArtifactsReader()
+    """Parse YAML here (fast loader); the artifacts package still validates each definition."""
+    reader = artifacts_reader.ArtifactsReader()
     try:
-        return [_convert(d, path.name) for d in yaml_reader.ReadFile(os.fspath(path))]
+        text = path.read_text(encoding="utf-8")
+        try:
+            documents = list(yaml.load_all(text, Loader=_YAML_LOADER))  # noqa: S506 - safe
+        except yaml.YAMLError:
+            # libyaml is stricter than the pure-Python loader on a few catalogue files; the
+            # pure-Python safe loader is what the artifacts package itself uses.
+            documents = list(yaml.safe_load_all(text))
+        out = []
+        for document in documents:
+            if document is None:
+                continue
+            if not isinstance(document, dict):
+                raise artifacts_errors.FormatError(
+                    f"YAML markup did not produce a dictionary: {document!r}")
+            out.append(_convert(reader.ReadArtifactDefinitionValues(document), path.name))
+        return out
     except artifacts_errors.FormatError as exc:
         raise DefinitionError(str(path), str(exc)) from exc
     except yaml.YAMLError as exc:
