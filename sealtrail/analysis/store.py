@@ -19,6 +19,10 @@ from sealtrail.analysis.schema import TABLES
 from sealtrail.errors import AnalysisError
 
 DATABASE_NAME = "analysis.duckdb"
+# JSON columns are stored as text: DuckDB's JSON functions and ->> work on VARCHAR, and the JSON
+# type validates every value on insert, which slowed bulk loads in a trial while building
+# bench/bench_query.py. Our writers only ever store JSON they serialised themselves.
+_DDL = {"JSON": "VARCHAR"}
 
 
 def _sql_string(text: str) -> str:
@@ -49,7 +53,7 @@ class CaseDatabase:
 
     def ensure_schema(self) -> None:
         for table, columns in TABLES.items():
-            cols = ", ".join(f'"{name}" {kind}' for name, kind, _ in columns)
+            cols = ", ".join(f'"{name}" {_DDL.get(kind, kind)}' for name, kind, _ in columns)
             self.conn.execute(f"CREATE TABLE IF NOT EXISTS {table} ({cols})")
 
     def ingested_bundles(self) -> set[str]:
