@@ -72,9 +72,19 @@ def cli(ctx: click.Context, verbose: bool) -> None:
 
 
 def register() -> None:
-    from sealtrail.cli import analysis, artifacts, bundle, case, collect, keys, ledger, verify
+    from sealtrail.cli import (
+        analysis,
+        artifacts,
+        bundle,
+        case,
+        collect,
+        image,
+        keys,
+        ledger,
+        verify,
+    )
 
-    for module in (keys, case, collect, bundle, ledger, verify, artifacts):
+    for module in (keys, case, collect, bundle, ledger, verify, artifacts, image):
         cli.add_command(module.command)
     for command in (analysis.ingest, analysis.query, analysis.timeline, analysis.export_command,
                     analysis.scan):

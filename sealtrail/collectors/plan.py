@@ -46,7 +46,7 @@ __all__ = [
 ]
 
 #: Outcomes of a planned item that is not copied (None means: a regular file to copy).
-ITEM_OUTCOMES = ("symlink", "special", "unreadable", "too_large", "directory")
+ITEM_OUTCOMES = ("symlink", "special", "unreadable", "too_large", "directory", "unrecoverable")
 #: Outcomes of one artifact source or ``--path`` glob.
 SOURCE_OUTCOMES = ("matched", "missing", "unsupported", "unresolved", "error")
 
@@ -62,7 +62,8 @@ class PlannedItem:
         info: what ``lstat`` said when the plan was made (None if it could not be stat'ed).
         artifacts: every artifact (or ``path:<glob>``) that named it, sorted.
         outcome: None for a regular file to be copied; else ``symlink``, ``special``,
-            ``unreadable``, ``too_large`` or ``directory``.
+            ``unreadable``, ``too_large``, ``directory`` or ``unrecoverable`` (a deleted file
+            of an image whose content cannot be told apart from what replaced it).
         reason: human text (the target of a symlink, the errno name of an unreadable folder).
     """
 
@@ -124,6 +125,19 @@ class _Item:
     names: set[str] = field(default_factory=set)
 
 
+def _unrecoverable(info: FileInfo) -> str:
+    """Why a deleted file's content cannot be collected ("" when it can): only a metadata
+    entry that survives, is itself unallocated (not reused by another file) and records a
+    size points at the deleted file's own data."""
+    if info.allocated is None:
+        return "deleted; its metadata entry is gone (only the name survives)"
+    if info.allocated:
+        return "deleted; its metadata entry now belongs to another file"
+    if info.size <= 0:
+        return "deleted; its metadata entry records no content (size 0)"
+    return ""
+
+
 def _describe_target(info: FileInfo) -> str:
     return (info.link_target or b"").decode("utf-8", "backslashreplace")
 
@@ -138,6 +152,10 @@ class _Builder:
         self.outcomes: list[ArtifactOutcome] = []
 
     def _classify(self, info: FileInfo, directory_reason: str) -> tuple[str | None, str]:
+        if info.kind == "file" and info.deleted:
+            unrecoverable = _unrecoverable(info)
+            if unrecoverable:
+                return "unrecoverable", unrecoverable
         if info.kind == "file":
             if self.max_file_size is not None and info.size > self.max_file_size:
                 return "too_large", (

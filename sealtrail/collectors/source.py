@@ -34,6 +34,7 @@ __all__ = [
     "DEFAULT_LIVE_EXCLUSIONS",
     "DirectorySource",
     "FileInfo",
+    "SourceQueries",
     "SwappedFile",
     "excluded_mount_points",
     "join_relpath",
@@ -140,6 +141,13 @@ class FileInfo:
         ctime_ns: inode change time.
         birthtime_ns: creation time where the platform reports one, else None.
         link_target: the symlink's target as stored (never resolved), else None.
+        allocated: image sources only: whether the file's metadata entry (inode, MFT record)
+            is allocated; None for folder sources and for names without a metadata entry.
+        deleted: image sources only: the directory entry is unallocated (a deleted name).
+        partition: image sources only: the index of the partition the file is on.
+        fn_times: NTFS only: the times of the ``$FILE_NAME`` attribute as
+            ``(atime, mtime, ctime, crtime)`` in nanoseconds (``ctime`` is the MFT entry
+            change time); None elsewhere.
     """
 
     relpath: bytes
@@ -156,6 +164,10 @@ class FileInfo:
     ctime_ns: int
     birthtime_ns: int | None
     link_target: bytes | None
+    allocated: bool | None = None
+    deleted: bool = False
+    partition: int | None = None
+    fn_times: tuple[int | None, int | None, int | None, int | None] | None = None
 
     @classmethod
     def from_stat(
@@ -231,7 +243,105 @@ def excluded_mount_points(mountinfo: str) -> list[bytes]:
     return found
 
 
-class DirectorySource:
+class SourceQueries:
+    """Questions about the host answered through a source's own ``lstat``, ``listdir`` and
+    ``open_regular`` (shared by `DirectorySource` and the image source)."""
+
+    @staticmethod
+    def _components(relpath: bytes) -> list[bytes]:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    def lstat(self, relpath: bytes) -> FileInfo:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    def exists(self, relpath: bytes) -> bool:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    def listdir(self, relpath: bytes) -> list[bytes]:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    def open_regular(self, relpath: bytes, expected: FileInfo) -> BinaryIO:  # pragma: no cover
+        raise NotImplementedError
+
+    def read_small(self, relpath: bytes, limit: int = SMALL_FILE_LIMIT) -> bytes | None:
+        """Read a small regular file (a config file such as ``etc/passwd``) whole.
+
+        Returns:
+            The bytes, or None when the path is missing, not a regular file, larger than
+            ``limit``, or cannot be read.
+        """
+        try:
+            info = self.lstat(relpath)
+            if info.kind != "file" or info.size > limit:
+                return None
+            with self.open_regular(relpath, info) as f:
+                data = f.read(limit + 1)
+        except (OSError, SwappedFile):
+            return None
+        return None if len(data) > limit else data
+
+    # -- what kind of host -----------------------------------------------------------------
+
+    def _find_dir_ci(self, parent: bytes, name: bytes) -> bytes | None:
+        """The real name of a sub-folder of ``parent`` matching ``name`` case-insensitively."""
+        try:
+            names = self.listdir(parent)
+        except OSError:
+            return None
+        wanted = name.lower()
+        for candidate in names:
+            if candidate.lower() == wanted:
+                path = join_relpath(parent, candidate)
+                try:
+                    if self.lstat(path).kind == "dir":
+                        return path
+                except OSError:
+                    continue
+        return None
+
+    def find_path_ci(self, relpath: bytes) -> bytes | None:
+        """Find a folder path whose components match ``relpath`` case-insensitively.
+
+        Returns:
+            The path as spelled on disk, or None.
+        """
+        current = b""
+        for part in self._components(relpath):
+            found = self._find_dir_ci(current, part)
+            if found is None:
+                return None
+            current = found
+        return current
+
+    def detect_os(self) -> str | None:
+        """Guess the operating system whose filesystem this is.
+
+        Windows is checked first (a ``Windows/System32`` folder in any case), then macOS
+        (``System/Library/CoreServices``, which no Linux has), then Linux (``etc/os-release``
+        or ``etc/passwd``).
+
+        Returns:
+            ``windows``, ``darwin``, ``linux`` or None.
+        """
+        if self.find_path_ci(b"Windows/System32") is not None:
+            return "windows"
+        if self.exists(b"System/Library/CoreServices"):
+            return "darwin"
+        if self.exists(b"etc/os-release") or self.exists(b"etc/passwd"):
+            return "linux"
+        return None
+
+    def hostname(self) -> str | None:
+        """The host name from ``etc/hostname`` (first line, stripped), else None."""
+        data = self.read_small(b"etc/hostname", limit=4096)
+        if not data:
+            return None
+        lines = data.decode("utf-8", "replace").splitlines()
+        first = lines[0].strip() if lines else ""
+        return first or None
+
+
+class DirectorySource(SourceQueries):
     """A read-only view of a folder that is the root of a host filesystem.
 
     Args:
@@ -424,80 +534,3 @@ class DirectorySource:
         except BaseException:
             os.close(fd)
             raise
-
-    def read_small(self, relpath: bytes, limit: int = SMALL_FILE_LIMIT) -> bytes | None:
-        """Read a small regular file (a config file such as ``etc/passwd``) whole.
-
-        Returns:
-            The bytes, or None when the path is missing, not a regular file, larger than
-            ``limit``, or cannot be read.
-        """
-        try:
-            info = self.lstat(relpath)
-            if info.kind != "file" or info.size > limit:
-                return None
-            with self.open_regular(relpath, info) as f:
-                data = f.read(limit + 1)
-        except (OSError, SwappedFile):
-            return None
-        return None if len(data) > limit else data
-
-    # -- what kind of host -----------------------------------------------------------------
-
-    def _find_dir_ci(self, parent: bytes, name: bytes) -> bytes | None:
-        """The real name of a sub-folder of ``parent`` matching ``name`` case-insensitively."""
-        try:
-            names = self.listdir(parent)
-        except OSError:
-            return None
-        wanted = name.lower()
-        for candidate in names:
-            if candidate.lower() == wanted:
-                path = join_relpath(parent, candidate)
-                try:
-                    if self.lstat(path).kind == "dir":
-                        return path
-                except OSError:
-                    continue
-        return None
-
-    def find_path_ci(self, relpath: bytes) -> bytes | None:
-        """Find a folder path whose components match ``relpath`` case-insensitively.
-
-        Returns:
-            The path as spelled on disk, or None.
-        """
-        current = b""
-        for part in self._components(relpath):
-            found = self._find_dir_ci(current, part)
-            if found is None:
-                return None
-            current = found
-        return current
-
-    def detect_os(self) -> str | None:
-        """Guess the operating system whose filesystem this is.
-
-        Windows is checked first (a ``Windows/System32`` folder in any case), then macOS
-        (``System/Library/CoreServices``, which no Linux has), then Linux (``etc/os-release``
-        or ``etc/passwd``).
-
-        Returns:
-            ``windows``, ``darwin``, ``linux`` or None.
-        """
-        if self.find_path_ci(b"Windows/System32") is not None:
-            return "windows"
-        if self.exists(b"System/Library/CoreServices"):
-            return "darwin"
-        if self.exists(b"etc/os-release") or self.exists(b"etc/passwd"):
-            return "linux"
-        return None
-
-    def hostname(self) -> str | None:
-        """The host name from ``etc/hostname`` (first line, stripped), else None."""
-        data = self.read_small(b"etc/hostname", limit=4096)
-        if not data:
-            return None
-        lines = data.decode("utf-8", "replace").splitlines()
-        first = lines[0].strip() if lines else ""
-        return first or None

@@ -24,6 +24,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sealtrail import TOOL_NAME, __version__
+from sealtrail.collectors.bodyfile import (
+    BODYFILE_ARTIFACT,
+    bodyfile_member_path,
+    write_bodyfile,
+)
 from sealtrail.collectors.plan import CollectionPlan, PlannedItem
 from sealtrail.collectors.source import DirectorySource, FileInfo, SwappedFile
 from sealtrail.custody.bundle_format import (
@@ -186,6 +191,32 @@ def copy_item(
             "after": _snapshot(after),
         }
     return record, None
+
+
+def write_bodyfile_member(source: DirectorySource, writer: BundleWriter) -> dict[str, Any]:
+    """Walk the whole source (lstat only) and store the result as a TSK 3.x bodyfile member.
+
+    Written before any evidence so it takes its name (``data/%24sealtrail/bodyfile.body``);
+    its record says ``source.kind == "generated"``.
+    """
+    sink = writer.open_member(bodyfile_member_path(None))
+    try:
+        stats = write_bodyfile(source, sink.write)
+    finally:
+        written = sink.close()
+    reason = ""
+    if stats.unreadable:
+        reason = "folders not listed: " + "; ".join(stats.unreadable[:5])
+    return {
+        "name": written.name,
+        "sha256": written.sha256,
+        "size": written.size,
+        "artifacts": [BODYFILE_ARTIFACT],
+        "source": {"kind": "generated", "generator": "bodyfile", "format": "tsk-3-bodyfile",
+                   "entries": stats.entries},
+        "outcome": "collected",
+        "reason": reason,
+    }
 
 
 def write_plan(

@@ -17,9 +17,10 @@ import hashlib
 import logging
 import re
 import secrets
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from sealtrail.collectors.plan import CollectionPlan
@@ -32,10 +33,12 @@ from sealtrail.custody.collection import (
     build_manifest,
     now_utc,
     outcome_counts,
+    write_bodyfile_member,
     write_plan,
     write_volatile,
 )
 from sealtrail.custody.keys import SigningKey
+from sealtrail.custody.ledger import LedgerEntry
 from sealtrail.errors import CollectionError
 
 log = logging.getLogger(__name__)
@@ -74,6 +77,7 @@ def run_collection(
     custody: dict[str, str] | None = None,
     progress: ProgressFn | None = None,
     volatile: Sequence[VolatileCapture] = (),
+    bodyfile: bool = False,
 ) -> CollectionResult:
     ledger = case.ledger()
     case.require_signer(ledger, key)
@@ -98,6 +102,8 @@ def run_collection(
     writer = BundleWriter(case.bundles_dir, bundle_id)
     try:
         members = write_volatile(writer, volatile)
+        if bodyfile:  # before any source file, so it keeps its name
+            members.append(write_bodyfile_member(source, writer))
         file_members, entries = write_plan(source, writer, plan, progress)
         members += file_members
         finished = now_utc()
@@ -150,10 +156,84 @@ def run_collection(
 
 
 def requested_fields(artifacts: Sequence[str], paths: Sequence[str], os_name: str | None,
-                     max_file_size: int | None) -> dict[str, Any]:
-    return {
+                     max_file_size: int | None, *, bodyfile: bool = False) -> dict[str, Any]:
+    fields: dict[str, Any] = {
         "artifacts": list(artifacts),
         "paths": list(paths),
         "os": os_name,
         "max_file_size": max_file_size,
     }
+    if bodyfile:
+        fields["bodyfile"] = True
+    return fields
+
+
+@dataclass(frozen=True, slots=True)
+class SealedRun:
+    path: Path
+    manifest: dict[str, Any]
+    manifest_sha256: str
+    entry: LedgerEntry
+
+
+def run_sealed(
+    case: Case,
+    key: SigningKey,
+    bundle_id: str,
+    *,
+    started_details: dict[str, Any],
+    fill: Callable[[BundleWriter], dict[str, Any]],
+    custody: dict[str, str] | None = None,
+    sealed_details: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
+) -> SealedRun:
+    """Steps 1-4 of the module docstring for any kind of collection.
+
+    ``fill`` writes the members into the bundle and returns the manifest; the ledger entries,
+    the seal and the failure record are done here, so every kind of collection (folder, image,
+    whole-image acquisition) keeps the same custody order. ``bundle_sealed`` carries the
+    manifest's totals plus ``sealed_details(manifest)``. The caller has checked that ``key``
+    may sign (`Case.require_signer`).
+    """
+    ledger = case.ledger()
+    ledger.append(key, "collection_started", role="examiner", subject={"bundle_id": bundle_id},
+                  custody=custody, details=started_details)
+    writer = BundleWriter(case.bundles_dir, bundle_id)
+    try:
+        manifest = fill(writer)
+        path, payload = writer.seal(manifest, key)
+    except BaseException as exc:
+        partial = writer.abandon()
+        reason = "interrupted (Ctrl-C)" if isinstance(exc, KeyboardInterrupt) else str(exc)
+        try:
+            ledger.append(
+                key, "collection_failed", role="examiner", subject={"bundle_id": bundle_id},
+                details={"reason": reason, "partial_file": partial.name},
+            )
+        except Exception as ledger_exc:  # noqa: BLE001 - the original failure must surface
+            log.error("could not record the failed collection in the ledger: %s", ledger_exc)
+        if isinstance(exc, KeyboardInterrupt | CollectionError):
+            raise
+        if isinstance(exc, OSError):
+            raise CollectionError(
+                f"collection {bundle_id} failed: {exc.strerror or exc}; "
+                f"unsealed data kept in {partial}"
+            ) from exc
+        raise
+    manifest_sha256 = hashlib.sha256(payload).hexdigest()
+    totals = manifest["totals"]
+    entry = ledger.append(
+        key,
+        "bundle_sealed",
+        role="examiner",
+        subject={"bundle_id": bundle_id, "manifest_sha256": manifest_sha256},
+        custody=custody,
+        details={
+            "bundle_file": path.name,
+            "members": totals["members"],
+            "bytes": totals["bytes"],
+            "outcomes": totals["outcomes"],
+            "storage": str(path.parent),
+            **(sealed_details(manifest) if sealed_details else {}),
+        },
+    )
+    return SealedRun(path, manifest, manifest_sha256, entry)

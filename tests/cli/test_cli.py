@@ -245,3 +245,28 @@ def test_bundle_member_is_readable_by_a_plain_zip_tool(flow):
     assert "data/etc/passwd" in names
     assert names[-1] == "manifest.dsse.json"
     assert os.path.getsize(flow["summary"]["bundle"]) > 0
+
+
+def test_volatile_state_is_captured_before_any_file(flow, run):
+    result = run("collect", flow["case"], "--source", flow["host"], "--key",
+                 flow["keys"] / "alice.key", "--volatile", "--json")
+    assert result.exit_code == 0, result.output
+    bundle = json.loads(result.output)["bundle"]
+    with zipfile.ZipFile(bundle) as zf:
+        names = zf.namelist()
+        processes = json.loads(zf.read("volatile/processes.json"))
+    volatile = [n for n in names if n.startswith("volatile/")]
+    assert volatile[:2] == ["volatile/clock.json", "volatile/processes.json"]
+    assert names[: len(volatile)] == volatile  # before every file
+    assert any(p.get("pid") == os.getpid() for p in processes["items"])
+    verified = run("verify", flow["case"], "--trust", flow["keys"] / "alice.pub")
+    assert verified.exit_code == 0, verified.output
+
+
+def test_volatile_on_an_image_is_a_usage_error(flow, run, tmp_path):
+    image = tmp_path / "x.img"
+    image.write_bytes(b"\0" * 4096)
+    result = run("collect", flow["case"], "--source", image, "--key",
+                 flow["keys"] / "alice.key", "--volatile")
+    assert result.exit_code == 2
+    assert "--volatile applies to a live host" in result.output

@@ -1,0 +1,698 @@
+"""Collecting from a disk image, with the image parsed in a worker process under a time limit.
+
+TSK, libewf and libqcow parse hostile bytes in C: a crafted image can crash the process, hang
+it, or (at worst) corrupt its memory. So the parent never parses the image. It:
+
+1. appends ``collection_started`` to the ledger (source, what was asked for);
+2. starts a worker process (``fork``) and creates ``<id>.stb.partial``;
+3. receives from the worker, over a pipe: the image layout, each partition's plan outcome,
+   then for every file a ``begin`` message, its bytes in chunks and an ``end`` record, and a
+   record for every item without bytes. The parent writes the bytes into the bundle and
+   hashes them itself (`BundleWriter`): member digests never come from the worker;
+4. builds the manifest, signs it with the key the worker never sees, seals the bundle and
+   appends ``bundle_sealed``.
+
+The worker is killed when it reports nothing for ``stall_limit`` seconds or runs past
+``time_limit``. A crash, a kill or a malformed message ends the collection: the ``.partial``
+is kept, ``collection_failed`` is appended with the reason, and one `CollectionError` line
+names the image. Messages are JSON (never pickle: a worker whose memory was corrupted must not
+be able to run code in the parent) and bounded in size.
+
+`inspect_image` runs the same kind of worker for ``sealtrail image info``.
+"""
+
+from __future__ import annotations
+
+import base64
+import errno
+import faulthandler
+import hashlib
+import json
+import multiprocessing
+import signal
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sealtrail.collectors.bodyfile import (
+    BODYFILE_ARTIFACT,
+    bodyfile_member_path,
+    write_bodyfile,
+)
+from sealtrail.collectors.plan import ArtifactOutcome, CollectionPlan, PlannedItem
+from sealtrail.collectors.source import FileInfo, SwappedFile
+from sealtrail.custody.bundle_format import ns_text
+from sealtrail.custody.bundle_writer import BundleWriter, MemberSink
+from sealtrail.custody.case import Case
+from sealtrail.custody.collection import (
+    CHUNK,
+    ProgressFn,
+    build_manifest,
+    now_utc,
+    outcome_counts,
+    path_fields,
+    stat_fields,
+)
+from sealtrail.custody.keys import SigningKey
+from sealtrail.custody.session import CollectionResult, new_bundle_id
+from sealtrail.errors import CollectionError, SealtrailError, UsageError
+
+__all__ = [
+    "DEFAULT_STALL_LIMIT",
+    "ImageJob",
+    "WorkerFailed",
+    "image_fields",
+    "image_requested",
+    "inspect_image",
+    "run_image_collection",
+]
+
+#: Seconds the worker may go without reporting anything before it is killed.
+DEFAULT_STALL_LIMIT = 300.0
+_MAX_MESSAGE = 16 << 20
+_TAG_MSG = b"M"
+_TAG_DATA = b"D"
+
+
+class WorkerFailed(CollectionError):
+    """The image worker crashed, hung, or broke the protocol.
+
+    Attributes:
+        image: the image path.
+        reason: what happened (a signal, a time limit, a bad message).
+    """
+
+    def __init__(self, image: str, reason: str) -> None:
+        self.image = image
+        self.reason = reason
+        super().__init__(f"{image}: image worker {reason}")
+
+
+@dataclass(frozen=True, slots=True)
+class ImageJob:
+    """What to collect from an image (all of it picklable, for the worker).
+
+    Attributes:
+        image: the image file (the first segment of a split or EWF image).
+        partition: the partition index to collect from (None: every partition with a file
+            system; partitions whose OS cannot be told are then skipped and recorded).
+        include_deleted: also collect deleted files whose content is intact, flagged.
+        bodyfile: add a bodyfile member per partition (full metadata walk).
+        artifacts, paths, os_name, max_file_size: as for a folder collection.
+    """
+
+    image: str
+    partition: int | None = None
+    include_deleted: bool = False
+    bodyfile: bool = False
+    artifacts: tuple[str, ...] = ()
+    paths: tuple[str, ...] = ()
+    os_name: str | None = None
+    max_file_size: int | None = None
+
+
+# -- the channel between worker and parent ------------------------------------------------
+
+
+class _Channel:
+    """The worker's end of the pipe."""
+
+    def __init__(self, conn: Any) -> None:  # noqa: ANN401 - multiprocessing Connection
+        self._conn = conn
+
+    def msg(self, obj: dict[str, Any]) -> None:
+        self._conn.send_bytes(_TAG_MSG + json.dumps(obj, separators=(",", ":")).encode())
+
+    def data(self, chunk: bytes | memoryview) -> None:
+        self._conn.send_bytes(_TAG_DATA + bytes(chunk))
+
+
+def _b64(raw: bytes) -> str:
+    return base64.b64encode(raw).decode()
+
+
+def _unb64(text: object) -> bytes:
+    if not isinstance(text, str):
+        raise ValueError("expected base64 text")
+    return base64.b64decode(text, validate=True)
+
+
+def _signal_name(code: int | None) -> str:
+    if code is None:
+        return "still running"
+    if code < 0:
+        try:
+            return f"died with signal {signal.Signals(-code).name}"
+        except ValueError:
+            return f"died with signal {-code}"
+    return f"exited with status {code}"
+
+
+class _Worker:
+    """The parent's handle on one worker process."""
+
+    def __init__(self, image: str, entry_name: str, job: Any) -> None:  # noqa: ANN401
+        ctx = multiprocessing.get_context("fork")
+        self.image = image
+        self._reader, writer = ctx.Pipe(duplex=False)
+        self._process = ctx.Process(
+            target=_worker_main, args=(writer, entry_name, job), name="sealtrail-image",
+            daemon=True,
+        )
+        self._process.start()
+        writer.close()
+
+    def messages(self, stall_limit: float, time_limit: float | None
+                 ) -> Iterator[tuple[bytes, Any]]:
+        """Yield (tag, JSON object or bytes) until the worker's ``done`` message.
+
+        Raises:
+            WorkerFailed: the worker died, timed out or sent a malformed message.
+        """
+        start = time.monotonic()
+        while True:
+            wait = stall_limit
+            if time_limit is not None:
+                left = start + time_limit - time.monotonic()
+                if left <= 0:
+                    self.kill()
+                    raise WorkerFailed(self.image, f"ran past the time limit of {time_limit:g} s "
+                                                   "and was killed")
+                wait = min(wait, left)
+            if not self._reader.poll(wait):
+                self.kill()
+                if time_limit is not None and time.monotonic() - start >= time_limit:
+                    raise WorkerFailed(self.image, f"ran past the time limit of "
+                                                   f"{time_limit:g} s and was killed")
+                raise WorkerFailed(self.image, f"reported nothing for {stall_limit:g} s and was "
+                                               "killed (a hang on this image?)")
+            try:
+                raw = self._reader.recv_bytes(_MAX_MESSAGE)
+            except EOFError:
+                self._process.join(5)
+                raise WorkerFailed(
+                    self.image, f"{_signal_name(self._process.exitcode)} before finishing "
+                                "(a crash while parsing the image?)") from None
+            except OSError as exc:
+                self.kill()
+                raise WorkerFailed(self.image, f"sent a malformed message ({exc})") from exc
+            tag, body = raw[:1], raw[1:]
+            if tag == _TAG_DATA:
+                yield tag, body
+                continue
+            if tag != _TAG_MSG:
+                self.kill()
+                raise WorkerFailed(self.image, "sent a message of unknown kind")
+            try:
+                obj = json.loads(body)
+            except ValueError as exc:
+                self.kill()
+                raise WorkerFailed(self.image, "sent a message that is not JSON") from exc
+            if not isinstance(obj, dict) or not isinstance(obj.get("t"), str):
+                self.kill()
+                raise WorkerFailed(self.image, "sent a message without a type")
+            if obj["t"] == "error":
+                self._process.join(5)
+                text = str(obj.get("message") or "unknown error")
+                if obj.get("kind") == "usage":
+                    raise UsageError(text)
+                raise CollectionError(text)
+            yield tag, obj
+            if obj["t"] == "done":
+                self._process.join(5)
+                return
+
+    def kill(self) -> None:
+        if self._process.is_alive():
+            self._process.kill()
+        self._process.join(5)
+
+    def close(self) -> None:
+        self.kill()
+        self._reader.close()
+
+
+def _worker_main(conn: Any, entry_name: str, job: Any) -> None:  # noqa: ANN401
+    """The worker process: run one entry point, report a failure as one error message."""
+    try:
+        import resource
+
+        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))  # no core dump of evidence bytes
+    except (ImportError, OSError, ValueError):
+        pass
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides; it kills us on Ctrl-C
+    faulthandler.disable()  # a crash is reported by the parent in one line, not a C stack dump
+    channel = _Channel(conn)
+    try:
+        globals()[entry_name](channel, job)
+    except UsageError as exc:
+        _try_send(channel, {"t": "error", "kind": "usage", "message": str(exc)})
+    except SealtrailError as exc:
+        _try_send(channel, {"t": "error", "kind": "collection", "message": str(exc)})
+    except BaseException as exc:  # noqa: BLE001 - the parent must hear about anything
+        _try_send(channel, {"t": "error", "kind": "internal",
+                            "message": f"internal error in the image worker: "
+                                       f"{type(exc).__name__}: {exc}"})
+    finally:
+        conn.close()
+
+
+def _try_send(channel: _Channel, obj: dict[str, Any]) -> None:
+    try:
+        channel.msg(obj)
+    except OSError:
+        pass
+
+
+# -- what the worker does ------------------------------------------------------------------
+
+
+def image_fields(info: FileInfo, partition: dict[str, Any] | None) -> dict[str, Any]:
+    """The image-only source fields of a manifest record (see docs/bundle-format.md)."""
+    out: dict[str, Any] = {"deleted": info.deleted, "allocated": info.allocated}
+    if partition is not None:
+        out["partition"] = partition
+    if info.fn_times is not None:
+        names = ("atime", "mtime", "ctime", "crtime")
+        out["fn_times"] = {
+            name: ns_text(value) for name, value in zip(names, info.fn_times, strict=True)
+            if value is not None
+        }
+    return out
+
+
+def _source_record(info: FileInfo, partition: dict[str, Any] | None) -> dict[str, Any]:
+    record: dict[str, Any] = {**path_fields(info.relpath), "kind": info.kind,
+                              **stat_fields(info)}
+    if info.link_target is not None:
+        record["link_target"] = info.link_target.decode("utf-8", "backslashreplace")
+        try:
+            info.link_target.decode("utf-8")
+        except UnicodeDecodeError:
+            record["link_target_b64"] = _b64(info.link_target)
+    record.update(image_fields(info, partition))
+    return record
+
+
+def _copy(channel: _Channel, source: Any, item: PlannedItem, member: bytes,  # noqa: ANN401
+          part: dict[str, Any], buffer: bytearray) -> None:
+    assert item.info is not None
+    info = item.info
+    try:
+        stream = source.open_regular(item.relpath, info)
+    except SwappedFile as exc:
+        _entry(channel, item, part, "unreadable", exc.reason)
+        return
+    except OSError as exc:
+        name = errno.errorcode.get(exc.errno or 0, "EIO")
+        _entry(channel, item, part, "unreadable", f"{name}: {exc.strerror or exc}")
+        return
+    channel.msg({"t": "begin", "relpath": _b64(member)})
+    view = memoryview(buffer)
+    done, error = 0, None
+    with stream:
+        try:
+            while True:
+                n = stream.readinto(view)
+                if not n:
+                    break
+                channel.data(view[:n])
+                done += n
+        except OSError as exc:
+            error = exc
+    record: dict[str, Any] = {
+        "artifacts": list(item.artifacts),
+        "source": _source_record(info, part),
+        "outcome": "collected",
+        "reason": "",
+    }
+    if error is not None or done < info.size:
+        record["outcome"] = "partial"
+        why = error.strerror if error is not None and error.strerror else "short read"
+        record["reason"] = (f"EIO after {done} of {info.size} bytes ({why}); "
+                            "the bytes read are kept")
+    channel.msg({"t": "end", "record": record})
+
+
+def _entry(channel: _Channel, item: PlannedItem, part: dict[str, Any], outcome: str,
+           reason: str) -> None:
+    record: dict[str, Any] = {
+        "source": path_fields(item.relpath),
+        "outcome": outcome,
+        "reason": reason,
+        "artifacts": list(item.artifacts),
+    }
+    if item.info is not None:
+        record["source"] = _source_record(item.info, part)
+    else:
+        record["source"]["partition"] = part
+    channel.msg({"t": "entry", "record": record})
+
+
+def _artifact_json(outcome: ArtifactOutcome, index: int) -> dict[str, Any]:
+    return {"name": outcome.name, "outcome": outcome.outcome, "reason": outcome.reason,
+            "patterns": list(outcome.patterns), "matched": outcome.matched,
+            "partition": index}
+
+
+def _collect_in_child(channel: _Channel, job: ImageJob) -> None:
+    """Open, plan and read the image; stream everything to the parent."""
+    from sealtrail.collectors.image_source import ImageSource
+    from sealtrail.collectors.images import open_image
+    from sealtrail.collectors.plan import plan_collection
+    from sealtrail.collectors.tsk import open_img, read_layout
+
+    handle = open_image(job.image)
+    img = open_img(handle)
+    layout = read_layout(handle, img)
+    channel.msg({"t": "layout", "image": handle.describe(), "vs_type": layout.vs_type,
+                 "partitions": [p.to_json_obj() for p in layout.partitions]})
+    if job.partition is not None:
+        chosen = [p for p in layout.partitions if p.index == job.partition]
+        if not chosen:
+            known = ", ".join(str(p.index) for p in layout.partitions)
+            raise UsageError(f"{job.image}: no partition {job.partition} (partitions: {known})")
+        if chosen[0].fs_type is None:
+            raise UsageError(f"{job.image}: partition {job.partition} has no file system "
+                             f"sealtrail can read ({chosen[0].fs_error})")
+    else:
+        chosen = [p for p in layout.partitions if p.fs_type is not None]
+        if not chosen:
+            reasons = "; ".join(f"partition {p.index}: {p.fs_error}" for p in layout.partitions)
+            raise UsageError(f"{job.image}: no partition holds a file system sealtrail can "
+                             f"read ({reasons})")
+    prefixed = layout.vs_type is not None
+    buffer = bytearray(CHUNK)
+    collected = 0
+    for partition in chosen:
+        part = {"index": partition.index, "offset": partition.start_offset,
+                "type": partition.type_desc, "fs_type": partition.fs_type}
+        source = ImageSource(handle, partition, include_deleted=job.include_deleted, img=img)
+        try:
+            plan = plan_collection(source, artifact_names=job.artifacts, path_globs=job.paths,
+                                   os_name=job.os_name, max_file_size=job.max_file_size)
+        except UsageError as exc:
+            if job.partition is not None or len(chosen) == 1:
+                raise
+            channel.msg({"t": "partition", "index": partition.index, "outcome": "skipped",
+                         "reason": str(exc)})
+            continue
+        collected += 1
+        channel.msg({
+            "t": "partition", "index": partition.index, "outcome": "collected", "reason": "",
+            "host": source.hostname(), "os": plan.os_name,
+            "artifacts": [_artifact_json(a, partition.index) for a in plan.artifacts],
+            "planned_items": len(plan.items),
+            "planned_bytes": sum(i.info.size for i in plan.files if i.info is not None),
+        })
+        prefix = b"p%d/" % partition.index if prefixed else b""
+        if job.bodyfile:
+            channel.msg({"t": "begin", "relpath": _b64(bodyfile_member_path(partition.index))})
+            stats = write_bodyfile(source, channel.data)
+            reason = ""
+            if stats.unreadable:
+                reason = "folders not listed: " + "; ".join(stats.unreadable[:5])
+            channel.msg({"t": "end", "record": {
+                "artifacts": [BODYFILE_ARTIFACT],
+                "source": {"kind": "generated", "generator": "bodyfile",
+                           "format": "tsk-3-bodyfile", "entries": stats.entries,
+                           "partition": part},
+                "outcome": "collected", "reason": reason}})
+        for item in plan.items:
+            if item.outcome is None:
+                _copy(channel, source, item, prefix + item.relpath, part, buffer)
+            else:
+                _entry(channel, item, part, item.outcome, item.reason)
+    if not collected:
+        raise UsageError(f"{job.image}: no partition could be planned (pass --os, --path or "
+                         "--partition)")
+    channel.msg({"t": "done"})
+
+
+def _inspect_in_child(channel: _Channel, path: str) -> None:
+    from sealtrail.collectors.images import open_image
+    from sealtrail.collectors.tsk import fs_summary, open_img, read_layout
+
+    handle = open_image(path)
+    img = open_img(handle)
+    layout = read_layout(handle, img)
+    partitions = []
+    for partition in layout.partitions:
+        record = partition.to_json_obj()
+        try:
+            record["fs"] = fs_summary(img, partition)
+        except Exception as exc:  # noqa: BLE001 - reported per partition
+            record["fs"] = {}
+            record["fs_error"] = str(exc)
+        partitions.append(record)
+    info = handle.describe()
+    info.update({"volume_system": layout.vs_type, "sector_size": layout.block_size,
+                 "partitions": partitions})
+    channel.msg({"t": "info", "info": info})
+    channel.msg({"t": "done"})
+
+
+def inspect_image(path: Path | str, *, stall_limit: float = 120.0) -> dict[str, Any]:
+    """Format, size, EWF metadata and stored hashes, partitions and file systems of an image,
+    read in a worker process (killed after ``stall_limit`` seconds).
+
+    Raises:
+        UsageError: not an image sealtrail can open. CollectionError: the worker failed.
+    """
+    worker = _Worker(str(path), "_inspect_in_child", str(path))
+    info: dict[str, Any] | None = None
+    try:
+        for tag, obj in worker.messages(stall_limit, None):
+            if tag == _TAG_MSG and obj["t"] == "info" and isinstance(obj.get("info"), dict):
+                info = obj["info"]
+    finally:
+        worker.close()
+    if info is None:
+        raise WorkerFailed(str(path), "finished without describing the image")
+    return info
+
+
+# -- what the parent does ------------------------------------------------------------------
+
+
+@dataclass
+class _Received:
+    layout: dict[str, Any] = field(default_factory=dict)
+    partitions: dict[int, dict[str, Any]] = field(default_factory=dict)
+    artifacts: list[dict[str, Any]] = field(default_factory=list)
+    members: list[dict[str, Any]] = field(default_factory=list)
+    entries: list[dict[str, Any]] = field(default_factory=list)
+    hosts: list[str] = field(default_factory=list)
+    oses: list[str] = field(default_factory=list)
+
+
+class _Host:
+    """What `build_manifest` asks of a source: its host name."""
+
+    def __init__(self, name: str | None) -> None:
+        self._name = name
+
+    def hostname(self) -> str | None:
+        return self._name
+
+
+def _receive(worker: _Worker, writer: BundleWriter, got: _Received, stall_limit: float,
+             time_limit: float | None, progress: ProgressFn | None,
+             on_planned: Callable[[int, int], None] | None) -> None:
+    sink: MemberSink | None = None
+    files = nbytes = planned_items = planned_bytes = 0
+    for tag, obj in worker.messages(stall_limit, time_limit):
+        if tag == _TAG_DATA:
+            if sink is None:
+                raise WorkerFailed(worker.image, "sent file bytes outside a member")
+            sink.write(obj)
+            nbytes += len(obj)
+            continue
+        kind = obj["t"]
+        try:
+            if kind == "layout":
+                got.layout = {"image": dict(obj["image"]), "vs_type": obj.get("vs_type"),
+                              "partitions": list(obj["partitions"])}
+            elif kind == "partition":
+                got.partitions[int(obj["index"])] = obj
+                if obj.get("outcome") == "collected":
+                    got.artifacts.extend(obj.get("artifacts") or [])
+                    if obj.get("host"):
+                        got.hosts.append(str(obj["host"]))
+                    if obj.get("os"):
+                        got.oses.append(str(obj["os"]))
+                    planned_items += int(obj.get("planned_items") or 0)
+                    planned_bytes += int(obj.get("planned_bytes") or 0)
+                    if on_planned is not None:
+                        on_planned(planned_items, planned_bytes)
+            elif kind == "begin":
+                if sink is not None:
+                    raise ValueError("a member began before the previous one ended")
+                relpath = _unb64(obj["relpath"])
+                if not relpath or b"\x00" in relpath:
+                    raise ValueError("bad member path")
+                sink = writer.open_member(relpath)
+            elif kind == "end":
+                if sink is None:
+                    raise ValueError("a member ended that never began")
+                written = sink.close()
+                sink = None
+                record = dict(obj["record"])
+                if not isinstance(record.get("source"), dict):
+                    raise ValueError("member record without a source")
+                got.members.append({**record, "name": written.name, "sha256": written.sha256,
+                                    "size": written.size})
+                files += 1
+            elif kind == "entry":
+                record = dict(obj["record"])
+                if not isinstance(record.get("source"), dict):
+                    raise ValueError("entry record without a source")
+                got.entries.append(record)
+                files += 1
+            elif kind != "done":
+                raise ValueError(f"unknown message {kind!r}")
+        except (KeyError, TypeError, ValueError) as exc:
+            worker.kill()
+            raise WorkerFailed(worker.image, f"sent a malformed {kind!r} message ({exc})") \
+                from exc
+        if progress is not None and kind in ("end", "entry"):
+            progress(files, nbytes)
+    if sink is not None:
+        raise WorkerFailed(worker.image, "finished in the middle of a member")
+
+
+def run_image_collection(
+    case: Case,
+    key: SigningKey,
+    job: ImageJob,
+    *,
+    requested: dict[str, Any],
+    custody: dict[str, str] | None = None,
+    progress: ProgressFn | None = None,
+    on_planned: Callable[[int, int], None] | None = None,
+    stall_limit: float = DEFAULT_STALL_LIMIT,
+    time_limit: float | None = None,
+) -> CollectionResult:
+    """Collect from a disk image into a sealed bundle (see the module docstring).
+
+    Args:
+        case: the case.
+        key: the examiner's signing key (stays in this process).
+        job: what to collect.
+        requested: the request as recorded (`session.requested_fields` plus image options).
+        custody: location, authority, note for the ledger.
+        progress: called with (items done, bytes copied).
+        on_planned: called with (items planned, bytes planned) as partitions are planned.
+        stall_limit: kill the worker after this many seconds without a message.
+        time_limit: kill the worker after this many seconds in all (None: no limit).
+
+    Raises:
+        UsageError: the image or a partition cannot be collected as asked.
+        CollectionError: the worker crashed or was killed, or the bundle could not be sealed;
+            ``collection_failed`` is in the ledger and the ``.partial`` file is kept.
+    """
+    ledger = case.ledger()
+    case.require_signer(ledger, key)
+    image_path = str(Path(job.image).resolve())
+    started = now_utc()
+    bundle_id = new_bundle_id(Path(job.image).name, started)
+    ledger.append(
+        key, "collection_started", role="examiner", subject={"bundle_id": bundle_id},
+        custody=custody,
+        details={"source": {"kind": "image", "path": image_path}, "requested": requested},
+    )
+    worker: _Worker | None = None
+    writer: BundleWriter | None = None
+    got = _Received()
+    try:
+        worker = _Worker(image_path, "_collect_in_child", job)
+        writer = BundleWriter(case.bundles_dir, bundle_id)
+        _receive(worker, writer, got, stall_limit, time_limit, progress, on_planned)
+        worker.close()
+        finished = now_utc()
+        manifest = _manifest(case, key, bundle_id, image_path, got, requested, started,
+                             finished)
+        path, payload = writer.seal(manifest, key)
+    except BaseException as exc:
+        if worker is not None:
+            worker.close()
+        partial = writer.abandon() if writer is not None else None
+        reason = "interrupted (Ctrl-C)" if isinstance(exc, KeyboardInterrupt) else str(exc)
+        details: dict[str, Any] = {"reason": reason}
+        if partial is not None:
+            details["partial_file"] = partial.name
+        try:
+            ledger.append(key, "collection_failed", role="examiner",
+                          subject={"bundle_id": bundle_id}, details=details)
+        except Exception as ledger_exc:  # noqa: BLE001 - the original failure must surface
+            reason += f" (and the ledger could not record it: {ledger_exc})"
+        if isinstance(exc, KeyboardInterrupt | UsageError):
+            raise
+        kept = f"; unsealed data kept in {partial}" if partial is not None else ""
+        if isinstance(exc, WorkerFailed):
+            raise WorkerFailed(exc.image, f"{exc.reason}; collection {bundle_id} not sealed"
+                                          f"{kept}") from exc
+        if isinstance(exc, CollectionError | OSError):
+            text = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            raise CollectionError(f"collection {bundle_id} failed: {text}{kept}") from exc
+        raise
+    manifest_sha256 = hashlib.sha256(payload).hexdigest()
+    outcomes = outcome_counts(got.members, got.entries)
+    total_bytes = sum(m["size"] for m in got.members)
+    entry = ledger.append(
+        key, "bundle_sealed", role="examiner",
+        subject={"bundle_id": bundle_id, "manifest_sha256": manifest_sha256},
+        custody=custody,
+        details={"bundle_file": path.name, "members": len(got.members), "bytes": total_bytes,
+                 "outcomes": outcomes, "storage": str(path.parent),
+                 "source": {"kind": "image", "path": image_path}},
+    )
+    return CollectionResult(bundle_id, str(path), manifest_sha256, len(got.members),
+                            total_bytes, outcomes, started, finished, entry.index)
+
+
+def _manifest(case: Case, key: SigningKey, bundle_id: str, image_path: str, got: _Received,
+              requested: dict[str, Any], started: Any, finished: Any  # noqa: ANN401
+              ) -> dict[str, Any]:
+    hosts = list(dict.fromkeys(got.hosts))
+    oses = list(dict.fromkeys(got.oses))
+    plan = CollectionPlan(os_name=oses[0] if len(oses) == 1 else None, items=(), artifacts=())
+    manifest = build_manifest(
+        bundle_id=bundle_id, case_id=case.case_id, examiner=case.examiner,
+        key_id=key.key_id, key_name=key.name, source=_Host(hosts[0] if hosts else None),
+        source_label=image_path, plan=plan, requested=requested, started=started,
+        finished=finished, members=got.members, entries=got.entries,
+    )
+    image = dict(got.layout.get("image") or {})
+    partitions = []
+    for record in got.layout.get("partitions") or []:
+        outcome = got.partitions.get(int(record.get("index", -1)))
+        partitions.append({
+            **record,
+            "outcome": (outcome or {}).get("outcome", "not_collected"),
+            "reason": (outcome or {}).get("reason", "" if record.get("fs_type") else
+                                          "no file system"),
+        })
+    manifest["collection"]["source"] = {
+        "kind": "image", "path": image_path, "format": image.get("format"),
+        "size": image.get("size"), "volume_system": got.layout.get("vs_type"),
+        "partitions": partitions,
+        **{k: image[k] for k in ("segments", "stored_hashes", "metadata") if k in image},
+    }
+    if len(oses) > 1:
+        manifest["collection"]["os"] = oses[0]
+        manifest["collection"]["oses"] = oses
+    manifest["artifacts"] = list(got.artifacts)
+    return manifest
+
+
+def image_requested(artifacts: Sequence[str], paths: Sequence[str], os_name: str | None,
+                    max_file_size: int | None, job: ImageJob) -> dict[str, Any]:
+    """The ``requested`` record of an image collection (the folder fields plus image ones)."""
+    return {
+        "artifacts": list(artifacts), "paths": list(paths), "os": os_name,
+        "max_file_size": max_file_size, "partition": job.partition,
+        "include_deleted": job.include_deleted, "bodyfile": job.bodyfile,
+    }
