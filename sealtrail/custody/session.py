@@ -32,7 +32,6 @@ from sealtrail.custody.collection import (
     VolatileCapture,
     build_manifest,
     now_utc,
-    outcome_counts,
     write_bodyfile_member,
     write_plan,
     write_volatile,
@@ -79,18 +78,26 @@ def run_collection(
     volatile: Sequence[VolatileCapture] = (),
     bodyfile: bool = False,
 ) -> CollectionResult:
-    ledger = case.ledger()
-    case.require_signer(ledger, key)
+    case.require_signer(case.ledger(), key)
     started = now_utc()
     bundle_id = new_bundle_id(source.hostname(), started)
     planned_files = sum(1 for item in plan.items if item.outcome is None)
-    ledger.append(
-        key,
-        "collection_started",
-        role="examiner",
-        subject={"bundle_id": bundle_id},
-        custody=custody,
-        details={
+
+    def fill(writer: BundleWriter) -> dict[str, Any]:
+        members = write_volatile(writer, volatile)
+        if bodyfile:  # before any source file, so it keeps its name
+            members.append(write_bodyfile_member(source, writer))
+        file_members, entries = write_plan(source, writer, plan, progress)
+        return build_manifest(
+            bundle_id=bundle_id, case_id=case.case_id, examiner=case.examiner,
+            key_id=key.key_id, key_name=key.name, source=source, source_label=source_label,
+            plan=plan, requested=requested, started=started, finished=now_utc(),
+            members=members + file_members, entries=entries,
+        )
+
+    run = run_sealed(
+        case, key, bundle_id, custody=custody, fill=fill,
+        started_details={
             "source": {"kind": "directory", "path": source_label},
             "host": source.hostname(),
             "os": plan.os_name,
@@ -99,59 +106,15 @@ def run_collection(
             "planned_items": len(plan.items),
         },
     )
-    writer = BundleWriter(case.bundles_dir, bundle_id)
-    try:
-        members = write_volatile(writer, volatile)
-        if bodyfile:  # before any source file, so it keeps its name
-            members.append(write_bodyfile_member(source, writer))
-        file_members, entries = write_plan(source, writer, plan, progress)
-        members += file_members
-        finished = now_utc()
-        manifest = build_manifest(
-            bundle_id=bundle_id, case_id=case.case_id, examiner=case.examiner,
-            key_id=key.key_id, key_name=key.name, source=source, source_label=source_label,
-            plan=plan, requested=requested, started=started, finished=finished,
-            members=members, entries=entries,
-        )
-        path, payload = writer.seal(manifest, key)
-    except BaseException as exc:
-        partial = writer.abandon()
-        reason = "interrupted (Ctrl-C)" if isinstance(exc, KeyboardInterrupt) else str(exc)
-        try:
-            ledger.append(
-                key, "collection_failed", role="examiner", subject={"bundle_id": bundle_id},
-                details={"reason": reason, "partial_file": partial.name},
-            )
-        except Exception as ledger_exc:  # noqa: BLE001 - the original failure must surface
-            log.error("could not record the failed collection in the ledger: %s", ledger_exc)
-        if isinstance(exc, KeyboardInterrupt | CollectionError):
-            raise
-        if isinstance(exc, OSError):
-            raise CollectionError(
-                f"collection {bundle_id} failed: {exc.strerror or exc}; "
-                f"unsealed data kept in {partial}"
-            ) from exc
-        raise
-    manifest_sha256 = hashlib.sha256(payload).hexdigest()
-    outcomes = outcome_counts(members, entries)
-    total_bytes = sum(m["size"] for m in members)
-    entry = ledger.append(
-        key,
-        "bundle_sealed",
-        role="examiner",
-        subject={"bundle_id": bundle_id, "manifest_sha256": manifest_sha256},
-        custody=custody,
-        details={
-            "bundle_file": path.name,
-            "members": len(members),
-            "bytes": total_bytes,
-            "outcomes": outcomes,
-            "storage": str(path.parent),
-        },
-    )
+    return result_of(run, bundle_id, started)
+
+
+def result_of(run: SealedRun, bundle_id: str, started: datetime) -> CollectionResult:
+    totals = run.manifest["totals"]
+    finished = datetime.fromisoformat(run.manifest["collection"]["finished"].replace("Z", "+00:00"))
     return CollectionResult(
-        bundle_id, str(path), manifest_sha256, len(members), total_bytes, outcomes,
-        started, finished, entry.index,
+        bundle_id, str(run.path), run.manifest_sha256, totals["members"], totals["bytes"],
+        totals["outcomes"], started, finished, run.entry.index,
     )
 
 
