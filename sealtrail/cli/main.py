@@ -9,6 +9,7 @@ Library errors become one ``Error:`` line on stderr; ``--verbose`` shows the tra
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from typing import Any
 
@@ -33,6 +34,11 @@ class SealtrailGroup(click.Group):
         except KeyboardInterrupt:
             click.echo("Error: interrupted", err=True)
             sys.exit(130)
+        except BrokenPipeError:
+            # The reader went away (e.g. `| head`): stop quietly, as a shell tool does.
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            sys.exit(1)
         except Exception as exc:
             if (ctx.obj or {}).get("verbose"):
                 raise
@@ -73,6 +79,7 @@ def cli(ctx: click.Context, verbose: bool) -> None:
 
 def register() -> None:
     from sealtrail.cli import (
+        acquire,
         analysis,
         artifacts,
         bundle,
@@ -84,7 +91,7 @@ def register() -> None:
         verify,
     )
 
-    for module in (keys, case, collect, bundle, ledger, verify, artifacts, image):
+    for module in (keys, case, collect, acquire, bundle, ledger, verify, artifacts, image):
         cli.add_command(module.command)
     for command in (analysis.ingest, analysis.query, analysis.timeline, analysis.export_command,
                     analysis.scan):

@@ -75,18 +75,12 @@ def bodyfile_line(info: FileInfo) -> bytes:
     if info.deleted:
         name += b" (deleted)"
     name = name.replace(b"\n", b"\\n").replace(b"\r", b"\\r")
-    fields = [
-        b"0",
-        name,
-        str(info.inode).encode(),
-        _mode_text(info).encode(),
-        str(info.uid).encode(),
-        str(info.gid).encode(),
-        str(info.size).encode(),
-        *(str(_seconds(t)).encode() for t in (info.atime_ns, info.mtime_ns, info.ctime_ns,
-                                              info.birthtime_ns)),
-    ]
-    return b"|".join(fields) + b"\n"
+    # One formatting operation per line (the walk writes one line per entry).
+    return b"0|%s|%d|%s|%d|%d|%d|%d|%d|%d|%d\n" % (
+        name, info.inode, _mode_text(info).encode(), info.uid, info.gid, info.size,
+        _seconds(info.atime_ns), _seconds(info.mtime_ns), _seconds(info.ctime_ns),
+        _seconds(info.birthtime_ns),
+    )
 
 
 @dataclass

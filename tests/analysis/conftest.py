@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from fixtures.restore_mtimes import restore_mtimes
 from sealtrail.analysis.ingest import ingest_case
 from sealtrail.custody.case import Case
-from fixtures.restore_mtimes import restore_mtimes
 from tests.conftest import collect
 
 WEB01 = Path(__file__).resolve().parents[2] / "fixtures" / "hosts" / "web01"

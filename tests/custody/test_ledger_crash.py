@@ -77,8 +77,13 @@ def test_concurrent_writers_in_processes_lose_and_duplicate_nothing(tmp_path):
         assert mine == list(range(APPENDS_EACH))  # each writer's entries in its own order
 
 
-def _kill_once(path: Path, key: SigningKey, rng: random.Random) -> dict[int, str]:
-    """Run a child appending in a loop, SIGKILL it after 0-200 ms, return what it acknowledged."""
+def _kill_once(path: Path, key: SigningKey, rng: random.Random,
+               after_first_ack: bool = False) -> dict[int, str]:
+    """Run a child appending in a loop, SIGKILL it after 0-200 ms, return what it acknowledged.
+
+    With ``after_first_ack`` the delay starts once the child acknowledged one append, so a
+    loaded machine cannot turn every iteration into a kill before the first append.
+    """
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     child = subprocess.Popen(
         [sys.executable, "-c", CHILD, str(path), key.seed.hex()],
@@ -87,10 +92,12 @@ def _kill_once(path: Path, key: SigningKey, rng: random.Random) -> dict[int, str
     try:
         assert child.stdout is not None
         assert child.stdout.readline() == b"ready\n"
+        first = child.stdout.readline() if after_first_ack else b""
         time.sleep(rng.uniform(0, 0.2))
     finally:
         child.send_signal(signal.SIGKILL)
         out, _ = child.communicate(timeout=30)
+    out = first + out
     assert child.returncode == -signal.SIGKILL
     acknowledged = {}
     for line in out.split(b"\n")[:-1]:  # the last piece has no newline (or is empty)
@@ -113,7 +120,7 @@ def _sigkill_loop(tmp_path: Path, iterations: int, per_ledger: int) -> None:
             folder.mkdir()
             path = Ledger.create(folder, f"CASE-{i}", key, role="examiner", details={}).path
             acknowledged = {}
-        new = _kill_once(path, key, rng)
+        new = _kill_once(path, key, rng, after_first_ack=i % 2 == 1)
         acknowledged.update(new)
         total += len(new)
         ledger = Ledger.open(path)

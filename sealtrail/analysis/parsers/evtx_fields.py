@@ -29,7 +29,7 @@ The table ``RULES`` is the whole mapping. Choices worth knowing when querying:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -91,116 +91,95 @@ def _port(value: Any) -> int | None:
     return port if port is not None and 0 < port < 65536 else None
 
 
-# --- column extractors: each returns the Event columns it knows about ----------------------
+# --- column extractors: declared as data, so the same table drives Python and SQL ----------
+#
+# Each node reads the flat EventData/UserData dict and returns one column value. ``extract``
+# calls them; ``evtx_sql`` compiles the same nodes to DuckDB SQL for the bulk (fast) path.
 
+
+@dataclass(frozen=True, slots=True)
+class Text:
+    """``_text`` of the first of ``names`` that gives a value (``a or b``)."""
+
+    names: tuple[str, ...]
+
+    def __call__(self, data: Mapping[str, Any]) -> str | None:
+        for name in self.names:
+            text = _text(data.get(name))
+            if text is not None:
+                return text
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class FirstRaw:
+    """``_text(data.get(a) or data.get(b) or ...)``: the first *raw* value that is truthy
+    (so a raw ``"-"`` stops the search and gives None)."""
+
+    names: tuple[str, ...]
+
+    def __call__(self, data: Mapping[str, Any]) -> str | None:
+        value = None
+        for name in self.names:
+            value = data.get(name)
+            if value:
+                break
+        return _text(value)
+
+
+@dataclass(frozen=True, slots=True)
+class Int:
+    name: str
+
+    def __call__(self, data: Mapping[str, Any]) -> int | None:
+        return _int(data.get(self.name))
+
+
+@dataclass(frozen=True, slots=True)
+class Port:
+    name: str
+
+    def __call__(self, data: Mapping[str, Any]) -> int | None:
+        return _port(data.get(self.name))
+
+
+@dataclass(frozen=True, slots=True)
+class Account:
+    """``DOMAIN\\user`` from two fields (see ``_account``)."""
+
+    domain: str
+    name: str
+
+    def __call__(self, data: Mapping[str, Any]) -> str | None:
+        return _account(data, self.domain, self.name)
+
+
+@dataclass(frozen=True, slots=True)
+class ContextLine:
+    """One ``Key = value`` line of a text field (PowerShell ``ContextInfo``)."""
+
+    field: str
+    key: str
+
+    def __call__(self, data: Mapping[str, Any]) -> str | None:
+        return _context_line(_text(data.get(self.field)), self.key)
+
+
+@dataclass(frozen=True, slots=True)
+class WhenPresent:
+    """``then`` if the raw field ``name`` is present and not null, else ``otherwise``."""
+
+    name: str
+    then: Node
+    otherwise: Node
+
+    def __call__(self, data: Mapping[str, Any]) -> Any:
+        return (self.then if data.get(self.name) is not None else self.otherwise)(data)
+
+
+Node = Text | FirstRaw | Int | Port | Account | ContextLine | WhenPresent
 Columns = dict[str, Any]
-
-
-def _subject(data: Mapping[str, Any]) -> Columns:
-    return {
-        "subject_user": _account(data, "SubjectDomainName", "SubjectUserName"),
-        "subject_sid": _text(data.get("SubjectUserSid")),
-    }
-
-
-def _target(data: Mapping[str, Any]) -> Columns:
-    return {
-        "target_user": _account(data, "TargetDomainName", "TargetUserName"),
-        "target_sid": _text(data.get("TargetUserSid")) or _text(data.get("TargetSid")),
-    }
-
-
-def _logon(data: Mapping[str, Any]) -> Columns:
-    return {
-        **_subject(data),
-        **_target(data),
-        "logon_type": _int(data.get("LogonType")),
-        "src_ip": _text(data.get("IpAddress")),
-        "src_port": _port(data.get("IpPort")),
-        "process": _text(data.get("ProcessName")),
-    }
-
-
-def _process_4688(data: Mapping[str, Any]) -> Columns:
-    return {
-        **_subject(data),
-        "process": _text(data.get("NewProcessName")),
-        "command_line": _text(data.get("CommandLine")),
-        "parent_process": _text(data.get("ParentProcessName")),
-    }
-
-
-def _process_4689(data: Mapping[str, Any]) -> Columns:
-    return {**_subject(data), "process": _text(data.get("ProcessName"))}
-
-
-def _service_install(data: Mapping[str, Any]) -> Columns:
-    path = data.get("ImagePath") or data.get("ImageFileName") or data.get("ServiceFileName")
-    return {
-        **_subject(data),
-        "service_name": _text(data.get("ServiceName")),
-        "service_path": _text(path),
-    }
-
-
-def _service_state(data: Mapping[str, Any]) -> Columns:
-    return {"service_name": _text(data.get("param1"))}
-
-
-def _task(data: Mapping[str, Any]) -> Columns:
-    return {**_subject(data), "task_name": _text(data.get("TaskName"))}
-
-
-def _account_mgmt(data: Mapping[str, Any]) -> Columns:
-    cols = {**_subject(data), **_target(data)}
-    if data.get("NewTargetUserName") is not None:  # 4781 rename: the new name is the target
-        cols["target_user"] = _account(data, "TargetDomainName", "NewTargetUserName")
-    return cols
-
-
-def _group_member(data: Mapping[str, Any]) -> Columns:
-    # TargetUserName/TargetSid name the *group*; the member is MemberName (an LDAP DN, often
-    # "-" for local accounts) and MemberSid.
-    return {
-        **_subject(data),
-        "target_user": _text(data.get("MemberName")) or _text(data.get("MemberSid")),
-        "target_sid": _text(data.get("MemberSid")),
-    }
-
-
-def _cred_validation(data: Mapping[str, Any]) -> Columns:
-    return {"target_user": _text(data.get("TargetUserName"))}
-
-
-def _sysmon_process(data: Mapping[str, Any]) -> Columns:
-    return {
-        "process": _text(data.get("Image")),
-        "command_line": _text(data.get("CommandLine")),
-        "parent_process": _text(data.get("ParentImage")),
-        "sysmon_user": _text(data.get("User")),
-    }
-
-
-def _sysmon_network(data: Mapping[str, Any]) -> Columns:
-    return {
-        "process": _text(data.get("Image")),
-        "src_ip": _text(data.get("SourceIp")),
-        "src_port": _port(data.get("SourcePort")),
-        "dst_ip": _text(data.get("DestinationIp")),
-        "sysmon_user": _text(data.get("User")),
-    }
-
-
-def _sysmon_file(data: Mapping[str, Any]) -> Columns:
-    return {
-        "process": _text(data.get("Image")),
-        "path": _text(data.get("TargetFilename")),
-        "sysmon_user": _text(data.get("User")),
-    }
-
-
-def _ps_script_block(data: Mapping[str, Any]) -> Columns:
-    return {"script_block": _text(data.get("ScriptBlockText")), "path": _text(data.get("Path"))}
+ColumnSpec = Mapping[str, Node]
 
 
 def _context_line(context: str | None, key: str) -> str | None:
@@ -214,21 +193,77 @@ def _context_line(context: str | None, key: str) -> str | None:
     return None
 
 
-def _ps_module(data: Mapping[str, Any]) -> Columns:
-    context = _text(data.get("ContextInfo"))
-    return {
-        "command_line": _text(data.get("Payload")),
-        "process": _context_line(context, "Host Application"),
-        "sysmon_user": _context_line(context, "User"),
-    }
-
-
-def _log_cleared(data: Mapping[str, Any]) -> Columns:
-    return _subject(data)
-
-
-def _nothing(data: Mapping[str, Any]) -> Columns:
-    return {}
+_SUBJECT: ColumnSpec = {
+    "subject_user": Account("SubjectDomainName", "SubjectUserName"),
+    "subject_sid": Text(("SubjectUserSid",)),
+}
+_TARGET: ColumnSpec = {
+    "target_user": Account("TargetDomainName", "TargetUserName"),
+    "target_sid": Text(("TargetUserSid", "TargetSid")),
+}
+_LOGON: ColumnSpec = {
+    **_SUBJECT, **_TARGET,
+    "logon_type": Int("LogonType"),
+    "src_ip": Text(("IpAddress",)),
+    "src_port": Port("IpPort"),
+    "process": Text(("ProcessName",)),
+}
+_PROCESS_4688: ColumnSpec = {
+    **_SUBJECT,
+    "process": Text(("NewProcessName",)),
+    "command_line": Text(("CommandLine",)),
+    "parent_process": Text(("ParentProcessName",)),
+}
+_PROCESS_4689: ColumnSpec = {**_SUBJECT, "process": Text(("ProcessName",))}
+_SERVICE_INSTALL: ColumnSpec = {
+    **_SUBJECT,
+    "service_name": Text(("ServiceName",)),
+    "service_path": FirstRaw(("ImagePath", "ImageFileName", "ServiceFileName")),
+}
+_SERVICE_STATE: ColumnSpec = {"service_name": Text(("param1",))}
+_TASK: ColumnSpec = {**_SUBJECT, "task_name": Text(("TaskName",))}
+# 4781 rename: the new name is the target
+_ACCOUNT_MGMT: ColumnSpec = {
+    **_SUBJECT, **_TARGET,
+    "target_user": WhenPresent("NewTargetUserName",
+                               Account("TargetDomainName", "NewTargetUserName"),
+                               Account("TargetDomainName", "TargetUserName")),
+}
+# TargetUserName/TargetSid name the *group*; the member is MemberName (an LDAP DN, often "-"
+# for local accounts) and MemberSid.
+_GROUP_MEMBER: ColumnSpec = {
+    **_SUBJECT,
+    "target_user": Text(("MemberName", "MemberSid")),
+    "target_sid": Text(("MemberSid",)),
+}
+_CRED_VALIDATION: ColumnSpec = {"target_user": Text(("TargetUserName",))}
+_SYSMON_PROCESS: ColumnSpec = {
+    "process": Text(("Image",)),
+    "command_line": Text(("CommandLine",)),
+    "parent_process": Text(("ParentImage",)),
+    "sysmon_user": Text(("User",)),
+}
+_SYSMON_NETWORK: ColumnSpec = {
+    "process": Text(("Image",)),
+    "src_ip": Text(("SourceIp",)),
+    "src_port": Port("SourcePort"),
+    "dst_ip": Text(("DestinationIp",)),
+    "sysmon_user": Text(("User",)),
+}
+_SYSMON_FILE: ColumnSpec = {
+    "process": Text(("Image",)),
+    "path": Text(("TargetFilename",)),
+    "sysmon_user": Text(("User",)),
+}
+_PS_SCRIPT_BLOCK: ColumnSpec = {"script_block": Text(("ScriptBlockText",)),
+                                "path": Text(("Path",))}
+_PS_MODULE: ColumnSpec = {
+    "command_line": Text(("Payload",)),
+    "process": ContextLine("ContextInfo", "Host Application"),
+    "sysmon_user": ContextLine("ContextInfo", "User"),
+}
+_LOG_CLEARED: ColumnSpec = _SUBJECT
+_NOTHING: ColumnSpec = {}
 
 
 # --- the table -------------------------------------------------------------------------------
@@ -240,7 +275,7 @@ class Rule:
 
     Attributes:
         event_type: one of ``records.EVENT_TYPES``.
-        columns: pulls Event columns out of the flat EventData/UserData dict.
+        columns: column name -> node that reads it from the flat EventData/UserData dict.
         user: which column becomes ``user``: "target_user", "subject_user", "sysmon_user".
         summary: ``str.format`` template over the columns plus ``eid`` and the raw data keys
             (missing values print as "?").
@@ -248,7 +283,7 @@ class Rule:
     """
 
     event_type: str
-    columns: Callable[[Mapping[str, Any]], Columns]
+    columns: ColumnSpec
     user: str | None
     summary: str
     providers: frozenset[str] | None = None
@@ -259,89 +294,89 @@ _EVENTLOG = frozenset({"EventLog"})
 _KERNEL_GENERAL = frozenset({"Microsoft-Windows-Kernel-General"})
 _EVENTLOG_PROVIDER = frozenset({"Microsoft-Windows-Eventlog"})
 
-_LOGON = "{eid} logon type {logon_type} by {target_user} from {src_ip}"
+_LOGON_SUMMARY = "{eid} logon type {logon_type} by {target_user} from {src_ip}"
 _ACCT = "{eid} account {target_user} changed by {subject_user}"
 
 RULES: dict[tuple[str, int], Rule] = {
-    (SECURITY, 4624): Rule("logon_success", _logon, "target_user", _LOGON),
+    (SECURITY, 4624): Rule("logon_success", _LOGON, "target_user", _LOGON_SUMMARY),
     (SECURITY, 4625): Rule(
-        "logon_failure", _logon, "target_user",
+        "logon_failure", _LOGON, "target_user",
         "{eid} failed logon type {logon_type} for {target_user} from {src_ip}"
         " (status {Status}/{SubStatus})"),
-    (SECURITY, 4634): Rule("logoff", _logon, "target_user",
+    (SECURITY, 4634): Rule("logoff", _LOGON, "target_user",
                            "{eid} logoff of {target_user} (logon type {logon_type})"),
-    (SECURITY, 4647): Rule("logoff", _logon, "target_user",
+    (SECURITY, 4647): Rule("logoff", _LOGON, "target_user",
                            "{eid} user-initiated logoff of {target_user}"),
     (SECURITY, 4648): Rule(
-        "other", _logon, "subject_user",
+        "other", _LOGON, "subject_user",
         "{eid} explicit-credential logon attempt by {subject_user} as {target_user}"
         " to {TargetServerName}"),
-    (SECURITY, 4672): Rule("privilege_use", _subject, "subject_user",
+    (SECURITY, 4672): Rule("privilege_use", _SUBJECT, "subject_user",
                            "{eid} special privileges assigned to {subject_user}"),
-    (SECURITY, 4688): Rule("process_start", _process_4688, "subject_user",
+    (SECURITY, 4688): Rule("process_start", _PROCESS_4688, "subject_user",
                            "{eid} process {process} started by {subject_user}: {command_line}"),
-    (SECURITY, 4689): Rule("process_end", _process_4689, "subject_user",
+    (SECURITY, 4689): Rule("process_end", _PROCESS_4689, "subject_user",
                            "{eid} process {process} ended"),
-    (SECURITY, 4697): Rule("service_installed", _service_install, "subject_user",
+    (SECURITY, 4697): Rule("service_installed", _SERVICE_INSTALL, "subject_user",
                            "{eid} service {service_name} installed: {service_path}"),
-    (SECURITY, 4698): Rule("scheduled_task_created", _task, "subject_user",
+    (SECURITY, 4698): Rule("scheduled_task_created", _TASK, "subject_user",
                            "{eid} scheduled task {task_name} created by {subject_user}"),
-    (SECURITY, 4720): Rule("account_created", _account_mgmt, "subject_user",
+    (SECURITY, 4720): Rule("account_created", _ACCOUNT_MGMT, "subject_user",
                            "{eid} account {target_user} created by {subject_user}"),
-    (SECURITY, 4726): Rule("account_deleted", _account_mgmt, "subject_user",
+    (SECURITY, 4726): Rule("account_deleted", _ACCOUNT_MGMT, "subject_user",
                            "{eid} account {target_user} deleted by {subject_user}"),
     (SECURITY, 4776): Rule(
-        "other", _cred_validation, "target_user",
+        "other", _CRED_VALIDATION, "target_user",
         "{eid} credential validation for {target_user} from {Workstation} (status {Status})"),
     (SECURITY, 4781): Rule(
-        "account_changed", _account_mgmt, "subject_user",
+        "account_changed", _ACCOUNT_MGMT, "subject_user",
         "{eid} account {OldTargetUserName} renamed to {target_user} by {subject_user}"),
-    (SECURITY, 1102): Rule("log_cleared", _log_cleared, "subject_user",
+    (SECURITY, 1102): Rule("log_cleared", _LOG_CLEARED, "subject_user",
                            "{eid} Security log cleared by {subject_user}"),
-    (SECURITY, 4608): Rule("system_boot", _nothing, None, "{eid} Windows is starting up"),
-    (SECURITY, 1100): Rule("system_shutdown", _nothing, None,
+    (SECURITY, 4608): Rule("system_boot", _NOTHING, None, "{eid} Windows is starting up"),
+    (SECURITY, 1100): Rule("system_shutdown", _NOTHING, None,
                            "{eid} event logging service shut down"),
-    (SYSTEM, 7045): Rule("service_installed", _service_install, None,
+    (SYSTEM, 7045): Rule("service_installed", _SERVICE_INSTALL, None,
                          "{eid} service {service_name} installed: {service_path}", _SCM),
-    (SYSTEM, 7036): Rule("service_state", _service_state, None,
+    (SYSTEM, 7036): Rule("service_state", _SERVICE_STATE, None,
                          "{eid} service {service_name} entered the {param2} state", _SCM),
-    (SYSTEM, 7040): Rule("service_state", _service_state, None,
+    (SYSTEM, 7040): Rule("service_state", _SERVICE_STATE, None,
                          "{eid} start type of service {service_name} changed from {param2}"
                          " to {param3}", _SCM),
-    (SYSTEM, 104): Rule("log_cleared", _log_cleared, "subject_user",
+    (SYSTEM, 104): Rule("log_cleared", _LOG_CLEARED, "subject_user",
                         "{eid} {Channel} log cleared by {subject_user}", _EVENTLOG_PROVIDER),
-    (SYSTEM, 6005): Rule("system_boot", _nothing, None, "{eid} event log service started",
+    (SYSTEM, 6005): Rule("system_boot", _NOTHING, None, "{eid} event log service started",
                          _EVENTLOG),
-    (SYSTEM, 6006): Rule("system_shutdown", _nothing, None, "{eid} event log service stopped",
+    (SYSTEM, 6006): Rule("system_shutdown", _NOTHING, None, "{eid} event log service stopped",
                          _EVENTLOG),
-    (SYSTEM, 12): Rule("system_boot", _nothing, None, "{eid} operating system started",
+    (SYSTEM, 12): Rule("system_boot", _NOTHING, None, "{eid} operating system started",
                        _KERNEL_GENERAL),
-    (SYSTEM, 13): Rule("system_shutdown", _nothing, None, "{eid} operating system shut down",
+    (SYSTEM, 13): Rule("system_shutdown", _NOTHING, None, "{eid} operating system shut down",
                        _KERNEL_GENERAL),
-    (SYSMON, 1): Rule("process_start", _sysmon_process, "sysmon_user",
+    (SYSMON, 1): Rule("process_start", _SYSMON_PROCESS, "sysmon_user",
                       "{eid} process {process} started by {sysmon_user}: {command_line}"),
-    (SYSMON, 2): Rule("file_changed", _sysmon_file, "sysmon_user",
+    (SYSMON, 2): Rule("file_changed", _SYSMON_FILE, "sysmon_user",
                       "{eid} creation time of {path} changed by {process}"),
-    (SYSMON, 3): Rule("network_connection", _sysmon_network, "sysmon_user",
+    (SYSMON, 3): Rule("network_connection", _SYSMON_NETWORK, "sysmon_user",
                       "{eid} {process} connection {src_ip}:{src_port} -> {dst_ip}"
                       ":{DestinationPort}"),
-    (SYSMON, 5): Rule("process_end", _sysmon_process, "sysmon_user",
+    (SYSMON, 5): Rule("process_end", _SYSMON_PROCESS, "sysmon_user",
                       "{eid} process {process} ended"),
-    (SYSMON, 11): Rule("file_created", _sysmon_file, "sysmon_user",
+    (SYSMON, 11): Rule("file_created", _SYSMON_FILE, "sysmon_user",
                        "{eid} file {path} created by {process}"),
-    (POWERSHELL, 4104): Rule("shell_command", _ps_script_block, None,
+    (POWERSHELL, 4104): Rule("shell_command", _PS_SCRIPT_BLOCK, None,
                              "{eid} PowerShell script block: {script_block}"),
-    (POWERSHELL, 4103): Rule("shell_command", _ps_module, "sysmon_user",
+    (POWERSHELL, 4103): Rule("shell_command", _PS_MODULE, "sysmon_user",
                              "{eid} PowerShell pipeline by {sysmon_user}: {command_line}"),
 }
 
 for _eid in (*range(4722, 4726), *range(4727, 4739)):
-    RULES.setdefault((SECURITY, _eid), Rule("account_changed", _account_mgmt, "subject_user",
+    RULES.setdefault((SECURITY, _eid), Rule("account_changed", _ACCOUNT_MGMT, "subject_user",
                                             _ACCT))
 for _eid in (4728, 4729, 4732, 4733, 4756, 4757):
     _verb = "added to" if _eid in (4728, 4732, 4756) else "removed from"
     RULES[(SECURITY, _eid)] = Rule(
-        "group_membership_changed", _group_member, "subject_user",
+        "group_membership_changed", _GROUP_MEMBER, "subject_user",
         "{eid} {target_user} " + _verb + " group {TargetDomainName}\\{TargetUserName}"
         " by {subject_user}")
 
@@ -388,7 +423,7 @@ def extract(channel: str | None, provider: str | None, event_id: int | None,
         rule = None
     if rule is None:
         return "other", _generic_summary(channel, provider, event_id, data), {}
-    found = rule.columns(data)
+    found = {name: node(data) for name, node in rule.columns.items()}
     columns = {k: v for k, v in found.items() if v is not None and k in EVENT_COLUMNS}
     if rule.user is not None:
         user = found.get(rule.user)

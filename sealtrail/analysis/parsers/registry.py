@@ -3,8 +3,8 @@ member reads it; order matters where formats overlap (specific before generic)."
 
 from __future__ import annotations
 
-from sealtrail.analysis.parsers.base import MemberContext, build_registry
 from sealtrail.analysis.parsers.auditd import AuditdParser
+from sealtrail.analysis.parsers.base import MemberContext, build_registry
 from sealtrail.analysis.parsers.bodyfile import BodyfileParser
 from sealtrail.analysis.parsers.crontab import CrontabParser
 from sealtrail.analysis.parsers.evtx_windows import EvtxParser
