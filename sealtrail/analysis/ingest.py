@@ -269,13 +269,16 @@ def _ingest_bundle(case: Case, db: CaseDatabase, pool: WorkerPool, bundle_id: st
                       for e in manifest.get("entries", [])]
     art_file = out / "artifacts.parquet"
     write_table(art_file, ARTIFACT_COLUMNS, artifact_rows)
-    events = db.load_parquet("events", event_files)
-    errors = db.load_parquet("ingest_errors", error_files)
-    artifacts = db.load_parquet("artifacts", [art_file])
-    db.execute(
-        "INSERT INTO ingests VALUES (?, ?, now(), ?, ?, ?)",
-        [bundle_id, manifest_sha256, report.forced, events, errors],
-    )
+    # One transaction per bundle: a crash mid-load leaves the bundle wholly absent, so the next
+    # ingest loads it again instead of adding its rows twice.
+    with db.transaction():
+        events = db.load_parquet("events", event_files)
+        errors = db.load_parquet("ingest_errors", error_files)
+        artifacts = db.load_parquet("artifacts", [art_file])
+        db.execute(
+            "INSERT INTO ingests VALUES (?, ?, now(), ?, ?, ?)",
+            [bundle_id, manifest_sha256, report.forced, events, errors],
+        )
     report.bundles.append(bundle_id)
     report.events_added += events
     report.errors_added += errors

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +56,17 @@ class CaseDatabase:
         for table, columns in TABLES.items():
             cols = ", ".join(f'"{name}" {_DDL.get(kind, kind)}' for name, kind, _ in columns)
             self.conn.execute(f"CREATE TABLE IF NOT EXISTS {table} ({cols})")
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """Everything inside commits together or not at all."""
+        self.conn.execute("BEGIN TRANSACTION")
+        try:
+            yield
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+        self.conn.execute("COMMIT")
 
     def ingested_bundles(self) -> set[str]:
         return {row[0] for row in self.conn.execute("SELECT bundle_id FROM ingests").fetchall()}

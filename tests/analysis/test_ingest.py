@@ -12,6 +12,7 @@ from sealtrail.analysis.ingest import IngestRefused, ingest_case
 from sealtrail.analysis.parsers import registry
 from sealtrail.analysis.records import Event, Rejection
 from sealtrail.analysis.store import CaseDatabase
+from sealtrail.custody.case import Case
 from sealtrail.custody.verify import check_case
 from tests.custody.tamper import flip_byte
 
@@ -129,3 +130,29 @@ def test_crashing_hanging_and_raising_parsers_are_contained(web01_case, keyring,
         reasons = dict(rows[i] for i in range(len(rows)) if rows[i][1].startswith("parser"))
         assert set(reasons) == {"/var/log/syslog", "/var/log/kern.log", "/var/log/dpkg.log"}
         assert db.count("artifacts") > 30  # everything else went on
+
+
+def test_ingest_that_fails_mid_load_leaves_nothing_half_loaded(web01_case, keyring,
+                                                               monkeypatch, tmp_path):
+    import shutil
+
+    from sealtrail.analysis.store import CaseDatabase as Store
+
+    clean = tmp_path / "clean"
+    shutil.copytree(web01_case.root, clean)
+    real_load = Store.load_parquet
+
+    def fail_on_artifacts(self, table, files):
+        if table == "artifacts":
+            raise OSError(28, "No space left on device")
+        return real_load(self, table, files)
+
+    monkeypatch.setattr(Store, "load_parquet", fail_on_artifacts)
+    with pytest.raises(OSError, match="No space left"):
+        ingest_case(web01_case, keyring.alice.key, workers=1)
+    with db_of(web01_case) as db:
+        assert db.count("events") == 0 and db.ingested_bundles() == set()
+    monkeypatch.setattr(Store, "load_parquet", real_load)
+    again = ingest_case(web01_case, keyring.alice.key, workers=1)
+    reference = ingest_case(Case.load(clean), keyring.alice.key, workers=1)
+    assert again.events_added == reference.events_added > 0
