@@ -20,6 +20,7 @@ from sealtrail.analysis.schema import TABLES
 from sealtrail.errors import AnalysisError
 
 DATABASE_NAME = "analysis.duckdb"
+MEMORY_LIMIT = "1GB"
 # JSON columns are stored as text: DuckDB's JSON functions and ->> work on VARCHAR, and the JSON
 # type validates every value on insert, which slowed bulk loads in a trial while building
 # bench/bench_query.py. Our writers only ever store JSON they serialised themselves.
@@ -40,6 +41,10 @@ class CaseDatabase:
         except duckdb.Error as exc:
             raise AnalysisError(f"cannot open {path}: {exc}") from exc
         self.conn.execute("SET TimeZone = 'UTC'")
+        # DuckDB draws a progress bar on stdout during long statements: it would corrupt
+        # machine-readable output (--json). Memory is bounded; DuckDB spills to disk past it.
+        self.conn.execute("SET enable_progress_bar = false")
+        self.conn.execute(f"SET memory_limit = '{MEMORY_LIMIT}'")
         if not read_only:
             self.ensure_schema()
 
