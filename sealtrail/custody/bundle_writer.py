@@ -11,13 +11,24 @@ Speed: a large chunk is hashed (SHA-256) on a helper thread while the calling th
 zipfile compute its CRC-32 and write the same chunk; both release the GIL on large buffers, so
 on two cores the two passes overlap. ``write`` returns only when both are done, so the caller
 may reuse its buffer at once and the hash still covers exactly the bytes written.
+
+Write-back: every ``WRITEBACK_STEP`` bytes the writer asks the kernel to start writing the new
+range to disk (Linux ``sync_file_range(SYNC_FILE_RANGE_WRITE)``, asynchronous), then waits for
+the range before that one and drops it from the page cache (``POSIX_FADV_DONTNEED``). The disk
+works while the copy goes on, so the seal's fsync has at most two steps left to write, and a
+large bundle never piles up gigabytes of dirty pages. The seal's fsync is still what makes the
+bundle durable; an I/O error seen while waiting is raised at once (the kernel reports it once).
 """
 
 from __future__ import annotations
 
+import ctypes
+import errno
 import hashlib
 import os
+import sys
 import zipfile
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,6 +50,26 @@ from sealtrail.errors import CollectionError
 _FIXED_ZIP_TIME = (1980, 1, 1, 0, 0, 0)  # real times live in the manifest, not in ZIP headers
 # Below this a thread hand-off costs more than the overlap saves; hash on the calling thread.
 _THREADED_HASH_MIN = 256 * 1024
+#: Bytes written between two write-back requests (see the module docstring).
+WRITEBACK_STEP = 128 << 20
+_SFR_WAIT_BEFORE, _SFR_WRITE, _SFR_WAIT_AFTER = 1, 2, 4  # <linux/fs.h>
+_UNSUPPORTED = (errno.ENOSYS, errno.EINVAL, errno.ESPIPE, errno.EOPNOTSUPP)
+
+
+def _load_sync_file_range() -> Callable[[int, int, int, int], int] | None:
+    """libc's ``sync_file_range`` (Python's os module has none), or None off Linux."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        fn = ctypes.CDLL(None, use_errno=True).sync_file_range
+    except (OSError, AttributeError):
+        return None
+    fn.argtypes = (ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint)
+    fn.restype = ctypes.c_int
+    return fn  # type: ignore[no-any-return]
+
+
+_sync_file_range = _load_sync_file_range()
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,14 +82,16 @@ class WrittenMember:
 class MemberSink:
     """One member being written: ``write`` hashes and stores, ``close`` returns its digest."""
 
-    __slots__ = ("_hash", "_out", "_pool", "name", "size")
+    __slots__ = ("_hash", "_out", "_pool", "_writer", "name", "size")
 
     def __init__(
-        self, name: str, out: zipfile.ZipExtFile, pool: ThreadPoolExecutor | None = None
+        self, name: str, out: zipfile.ZipExtFile, pool: ThreadPoolExecutor | None = None,
+        writer: BundleWriter | None = None,
     ) -> None:
         self.name = name
         self._out = out
         self._pool = pool
+        self._writer = writer
         self._hash = hashlib.sha256()
         self.size = 0
 
@@ -73,6 +106,8 @@ class MemberSink:
             self._hash.update(chunk)
             self._out.write(chunk)
         self.size += len(chunk)
+        if self._writer is not None:
+            self._writer.wrote(len(chunk))
 
     def close(self) -> WrittenMember:
         self._out.close()
@@ -98,6 +133,10 @@ class BundleWriter:
         self._folded: set[str] = set()
         self._sealed = False
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="sealtrail-hash")
+        self._unsynced = 0  # bytes written since the last write-back request
+        self._wb_done = 0  # [0, _wb_done) written back and dropped from the page cache
+        self._wb_asked = 0  # [_wb_done, _wb_asked) write-back requested, not waited for
+        self._writeback = _sync_file_range is not None
 
     def _unique_name(self, relpath: bytes) -> str:
         base = encode_member_name(relpath)
@@ -114,7 +153,48 @@ class BundleWriter:
         info = zipfile.ZipInfo(name, date_time=_FIXED_ZIP_TIME)
         info.compress_type = zipfile.ZIP_STORED
         info.external_attr = 0o100444 << 16
-        return MemberSink(name, self._zip.open(info, "w", force_zip64=True), self._pool)
+        return MemberSink(name, self._zip.open(info, "w", force_zip64=True), self._pool, self)
+
+    def wrote(self, nbytes: int) -> None:
+        """Count bytes written into the bundle; past ``WRITEBACK_STEP``, start write-back."""
+        self._unsynced += nbytes
+        if self._unsynced >= WRITEBACK_STEP:
+            self._unsynced = 0
+            self.start_writeback()
+
+    def start_writeback(self) -> None:
+        """Start writing what is in the file so far to disk; wait for the previous request.
+
+        Only an optimisation (the seal's fsync is what makes the bundle durable), except that
+        an I/O error is raised here: once waited for, the kernel would not report it again.
+        """
+        if not self._writeback or _sync_file_range is None:
+            return
+        self._file.flush()
+        end = self._file.tell()
+        fd = self._file.fileno()
+        if end <= self._wb_asked:
+            return
+        if not self._sync_range(fd, self._wb_asked, end, _SFR_WRITE):
+            return
+        if self._wb_asked > self._wb_done:
+            wait = _SFR_WAIT_BEFORE | _SFR_WRITE | _SFR_WAIT_AFTER
+            if not self._sync_range(fd, self._wb_done, self._wb_asked, wait):
+                return
+            os.posix_fadvise(fd, self._wb_done, self._wb_asked - self._wb_done,
+                             os.POSIX_FADV_DONTNEED)
+            self._wb_done = self._wb_asked
+        self._wb_asked = end
+
+    def _sync_range(self, fd: int, start: int, end: int, flags: int) -> bool:
+        assert _sync_file_range is not None
+        if _sync_file_range(fd, start, end - start, flags) == 0:
+            return True
+        err = ctypes.get_errno()
+        if err in _UNSUPPORTED:
+            self._writeback = False  # e.g. a file system without it: the seal's fsync does all
+            return False
+        raise OSError(err, f"writing {self.partial_path} to disk: {os.strerror(err)}")
 
     def add_bytes(self, name: str, data: bytes) -> WrittenMember:
         """Store a member given whole (volatile captures); ``name`` is already a member name."""
@@ -124,7 +204,7 @@ class BundleWriter:
         info = zipfile.ZipInfo(name, date_time=_FIXED_ZIP_TIME)
         info.compress_type = zipfile.ZIP_STORED
         info.external_attr = 0o100444 << 16
-        sink = MemberSink(name, self._zip.open(info, "w", force_zip64=True))
+        sink = MemberSink(name, self._zip.open(info, "w", force_zip64=True), writer=self)
         sink.write(data)
         return sink.close()
 

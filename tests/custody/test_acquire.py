@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import ctypes
 import errno
 import hashlib
 import json
 import os
 import shutil
+import subprocess
 import tracemalloc
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +19,7 @@ from click.testing import CliRunner
 
 from sealtrail.cli.acquire import command as acquire_command
 from sealtrail.collectors.images import ImageError
-from sealtrail.custody import acquire
+from sealtrail.custody import acquire, bundle_writer
 from sealtrail.custody.acquire import CHUNK, AcquisitionResult, acquire_image
 from sealtrail.custody.bundle_reader import BundleFile, open_manifest
 from sealtrail.custody.case import Case, declared_keys
@@ -278,3 +281,75 @@ def test_command_reports_stored_hash_mismatch_with_status_1(
     assert ": MISMATCH" in result.output
     assert ("Error: the media read does not match the hashes stored in the image "
             "(recorded in the sealed manifest)") in result.output
+
+
+# -- write-back while writing (BundleWriter.start_writeback) ---------------------------------
+
+needs_sync_file_range = pytest.mark.skipif(bundle_writer._sync_file_range is None,
+                                           reason="no sync_file_range (Linux only)")
+
+
+@needs_sync_file_range
+def test_writeback_ranges_cover_the_member_and_the_bundle_stays_a_standard_zip(
+    case: Case, keyring: Keyring, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(bundle_writer, "WRITEBACK_STEP", CHUNK)  # a request per chunk
+    real = bundle_writer._sync_file_range
+    calls: list[tuple[int, int, int]] = []
+
+    def spy(fd: int, offset: int, nbytes: int, flags: int) -> int:
+        calls.append((offset, nbytes, flags))
+        return real(fd, offset, nbytes, flags)
+
+    monkeypatch.setattr(bundle_writer, "_sync_file_range", spy)
+    image = random_image(tmp_path / "disk.raw", 5 * CHUNK + 4321)
+    result = acquire_image(case, keyring.alice.key, image)
+    assert result.hashes["sha256"] == sha256_file(image)
+    started = [(o, n) for o, n, f in calls if f == 2]  # SYNC_FILE_RANGE_WRITE
+    waited = [(o, n) for o, n, f in calls if f == 7]  # WAIT_BEFORE | WRITE | WAIT_AFTER
+    assert len(started) == 5 and len(waited) == 4
+    assert started[0][0] == 0 and all(  # back to back, each waited for one step later
+        a[0] + a[1] == b[0] for a, b in zip(started, started[1:], strict=False))
+    assert waited == started[:4]
+    assert started[-1][0] + started[-1][1] >= 5 * CHUNK
+    with zipfile.ZipFile(result.bundle_path) as bundle:
+        assert bundle.testzip() is None
+        info = bundle.getinfo("data/disk.raw")
+        assert info.compress_type == zipfile.ZIP_STORED and info.file_size == result.size
+    if shutil.which("unzip"):
+        subprocess.run(["unzip", "-tq", result.bundle_path], check=True, capture_output=True)
+
+
+def test_io_error_seen_by_writeback_fails_the_acquisition(
+    case: Case, keyring: Keyring, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(bundle_writer, "WRITEBACK_STEP", CHUNK)
+
+    def failing(fd: int, offset: int, nbytes: int, flags: int) -> int:
+        ctypes.set_errno(errno.EIO)
+        return -1
+
+    monkeypatch.setattr(bundle_writer, "_sync_file_range", failing)
+    image = random_image(tmp_path / "disk.raw", 3 * CHUNK)
+    with pytest.raises(CollectionError, match="Input/output error"):
+        acquire_image(case, keyring.alice.key, image)
+    assert actions(case)[-1] == "collection_failed"
+    assert not list(case.bundles_dir.glob("*.stb"))
+
+
+def test_file_system_without_writeback_falls_back_to_the_seal_fsync(
+    case: Case, keyring: Keyring, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(bundle_writer, "WRITEBACK_STEP", CHUNK)
+    calls = []
+
+    def unsupported(fd: int, offset: int, nbytes: int, flags: int) -> int:
+        calls.append(offset)
+        ctypes.set_errno(errno.EINVAL)
+        return -1
+
+    monkeypatch.setattr(bundle_writer, "_sync_file_range", unsupported)
+    image = random_image(tmp_path / "disk.raw", 3 * CHUNK)
+    result = acquire_image(case, keyring.alice.key, image)
+    assert result.hashes["sha256"] == sha256_file(image)
+    assert len(calls) == 1  # tried once, then left to the seal's fsync
