@@ -35,36 +35,42 @@ ERRORS_SCHEMA = arrow_schema(INGEST_ERROR_COLUMNS)
 
 
 class ParquetSink:
-    """Gathers rows (dicts or tuples in schema order) and writes them in row groups."""
+    """Gathers rows (tuples in schema order) and writes them in row groups.
+
+    Rows are kept as they come and turned into columns once per batch (``zip(*rows)``), which
+    costs far less than appending every value to its column list as it arrives.
+    """
 
     def __init__(self, path: Path, schema: pa.Schema, batch_rows: int = 65536) -> None:
         self.path = path
         self.schema = schema
         self.names = schema.names
         self.batch_rows = batch_rows
-        self.columns: list[list[Any]] = [[] for _ in self.names]
+        self._pending: list[Sequence[Any]] = []
         self.rows = 0
         self._writer: pq.ParquetWriter | None = None
 
     def add(self, values: Sequence[Any]) -> None:
-        for column, value in zip(self.columns, values, strict=True):
-            column.append(value)
-        self.rows += 1
-        if len(self.columns[0]) >= self.batch_rows:
+        pending = self._pending
+        pending.append(values)
+        if len(pending) >= self.batch_rows:
             self.flush()
 
     def flush(self) -> None:
-        if not self.columns[0]:
+        pending = self._pending
+        if not pending:
             return
+        columns = zip(*pending, strict=True)  # strict: every row has the schema's width
         batch = pa.record_batch(
-            [pa.array(col, type=field.type) for col, field in zip(self.columns, self.schema,
+            [pa.array(col, type=field.type) for col, field in zip(columns, self.schema,
                                                                    strict=True)],
             schema=self.schema,
         )
         if self._writer is None:
             self._writer = pq.ParquetWriter(self.path, self.schema, compression="zstd")
         self._writer.write_batch(batch)
-        self.columns = [[] for _ in self.names]
+        self.rows += len(pending)
+        self._pending = []
 
     def close(self) -> int:
         """Write what is left; returns the number of rows (0 means no file was written)."""

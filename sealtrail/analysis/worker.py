@@ -70,15 +70,16 @@ def _context(task: MemberTask, bundle: BundleFile) -> MemberContext:
 
 
 def _event_row(event: Event, task: MemberTask, name: str, version: str) -> tuple[Any, ...]:
-    attributes = json_text(event.attributes) if event.attributes else None
+    (ts, ts_desc, event_type, message, record_ref, event_id, user, src_ip, src_port, dst_ip,
+     process, command_line, path, channel, computer, logon_type, subject_user, subject_sid,
+     target_user, target_sid, parent_process, service_name, service_path, task_name,
+     script_block, attributes, parser) = event  # one unpacking, not 27 attribute lookups
     return (
-        event.ts, event.ts_desc, task.host, name, event.event_type, event.event_id,
-        event.user, event.src_ip, event.src_port, event.dst_ip, event.process,
-        event.command_line, event.path, event.message, event.channel, event.computer,
-        event.logon_type, event.subject_user, event.subject_sid, event.target_user,
-        event.target_sid, event.parent_process, event.service_name, event.service_path,
-        event.task_name, event.script_block, attributes, task.bundle_id, task.source_path,
-        task.member_sha256, event.record_ref, event.parser or name, version,
+        ts, ts_desc, task.host, name, event_type, event_id, user, src_ip, src_port, dst_ip,
+        process, command_line, path, message, channel, computer, logon_type, subject_user,
+        subject_sid, target_user, target_sid, parent_process, service_name, service_path,
+        task_name, script_block, json_text(attributes) if attributes else None, task.bundle_id,
+        task.source_path, task.member_sha256, record_ref, parser or name, version,
     )
 
 

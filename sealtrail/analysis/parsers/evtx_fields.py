@@ -105,7 +105,13 @@ class Text:
 
     def __call__(self, data: Mapping[str, Any]) -> str | None:
         for name in self.names:
-            text = _text(data.get(name))
+            value = data.get(name)
+            if type(value) is str:  # the common case, inlined from _text
+                value = value.strip()
+                if value not in _MISSING:
+                    return value
+                continue
+            text = _text(value)
             if text is not None:
                 return text
         return None
@@ -408,6 +414,40 @@ def _shorten(text: str) -> str:
     return text if len(text) <= SUMMARY_LIMIT else text[: SUMMARY_LIMIT - 3] + "..."
 
 
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    """A rule ready to apply: its readers in order, each marked if it is an Event column."""
+
+    event_type: str
+    readers: tuple[tuple[str, Node, bool], ...]
+    user: str | None
+    summary: str
+
+
+_PLANS: dict[tuple[str | None, int | None, str | None], _Plan | None] = {}
+_PLANS_LIMIT = 4096  # distinct (channel, event id, provider) keys remembered; hostile logs can
+#                      invent any number of providers, so the cache stops growing here
+
+
+def _plan(channel: str | None, event_id: int | None, provider: str | None) -> _Plan | None:
+    key = (channel, event_id, provider)
+    try:
+        return _PLANS[key]
+    except (KeyError, TypeError):  # TypeError: an unhashable value, never cached
+        pass
+    rule = RULES.get((channel, event_id)) if type(event_id) is int or event_id is None else None
+    plan = None
+    if rule is not None and (rule.providers is None or provider in rule.providers):
+        plan = _Plan(rule.event_type,
+                     tuple((name, node, name in EVENT_COLUMNS)
+                           for name, node in rule.columns.items()),
+                     rule.user, rule.summary)
+    if len(_PLANS) < _PLANS_LIMIT and (type(channel) is str or channel is None) and (
+            type(provider) is str or provider is None):
+        _PLANS[key] = plan
+    return plan
+
+
 def extract(channel: str | None, provider: str | None, event_id: int | None,
             data: Mapping[str, Any]) -> tuple[str, str, dict[str, Any]]:
     """``(event_type, message, columns)`` for one record; columns are Event field values.
@@ -418,21 +458,24 @@ def extract(channel: str | None, provider: str | None, event_id: int | None,
         event_id: ``System/EventID`` (None if unreadable).
         data: the flat EventData/UserData dict (see the module docstring).
     """
-    rule = RULES.get((channel, event_id))
-    if rule is not None and rule.providers is not None and provider not in rule.providers:
-        rule = None
-    if rule is None:
+    plan = _plan(channel, event_id, provider)
+    if plan is None:
         return "other", _generic_summary(channel, provider, event_id, data), {}
-    found = {name: node(data) for name, node in rule.columns.items()}
-    columns = {k: v for k, v in found.items() if v is not None and k in EVENT_COLUMNS}
-    if rule.user is not None:
-        user = found.get(rule.user)
+    columns: dict[str, Any] = {}
+    fill = _Fill()
+    fill.data = data
+    for name, node, is_column in plan.readers:
+        value = node(data)
+        if value is not None:
+            fill[name] = value
+            if is_column:
+                columns[name] = value
+    if plan.user is not None:
+        user = fill.get(plan.user)
         if user is not None:
             columns["user"] = user
-    fill = _Fill((k, v) for k, v in found.items() if v is not None)
-    fill.data = data
     fill["eid"] = event_id
-    return rule.event_type, _shorten(rule.summary.format_map(fill)), columns
+    return plan.event_type, _shorten(plan.summary.format_map(fill)), columns
 
 
 def _generic_summary(channel: str | None, provider: str | None, event_id: int | None,
