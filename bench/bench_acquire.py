@@ -8,7 +8,7 @@ then, interleaved, runs 3 times each: ``openssl dgst -sha256 IMAGE`` and ``sealt
 seal: the whole custody path). Both read the image from the page cache when it fits in RAM,
 so this compares CPU paths, not the disk. Reports medians (MB = 10^6 bytes), the ratio and the
 peak RSS of the acquisition process (each acquisition runs in a child process, so RSS is its
-own), and writes bench/results-acquire.md. Target: acquisition >= 0.9 x openssl's rate.
+own), and writes bench/out/results-acquire.md. Target: acquisition >= 0.9 x openssl's rate.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 OUT = HERE / "out" / "acquire"
-RESULTS = HERE / "results-acquire.md"
+RESULTS = HERE / "out" / "results-acquire.md"
 
 CHILD = r"""
 import json, resource, sys, time
