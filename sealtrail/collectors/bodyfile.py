@@ -129,7 +129,7 @@ def write_bodyfile(source: Any, write: Callable[[bytes], object]) -> BodyfileSta
     stats = BodyfileStats()
     buffer = bytearray()
     for item in walk_entries(source):
-        if isinstance(item, tuple):
+        if not isinstance(item, FileInfo):  # (relpath, error); FileInfo is a NamedTuple too
             relpath, error = item
             if len(stats.unreadable) < 100:
                 shown = relpath.decode("utf-8", "backslashreplace") or "/"

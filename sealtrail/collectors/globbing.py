@@ -221,13 +221,13 @@ class _Walk:
             return []
         entries: list[FileInfo] = []
         for entry in listing:
-            if isinstance(entry, tuple):
-                child, error = entry
-                if not self._excluded(child):
-                    self._stat_problem(child, error)
+            if isinstance(entry, FileInfo):  # before the tuple test: FileInfo is a NamedTuple
+                if not self._excluded(entry.relpath):
+                    entries.append(entry)
                 continue
-            if not self._excluded(entry.relpath):
-                entries.append(entry)
+            child, error = entry
+            if not self._excluded(child):
+                self._stat_problem(child, error)
         return entries
 
     def _stat_problem(self, relpath: bytes, error: OSError) -> None:

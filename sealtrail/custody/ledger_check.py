@@ -58,7 +58,13 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from sealtrail.custody.canonical import NotCanonicalError, canonical_json, pae, parse_json
+from sealtrail.custody.canonical import (
+    NotCanonicalError,
+    canonical_json,
+    canonical_json_of_part,
+    pae,
+    parse_json,
+)
 from sealtrail.custody.keys import PublicKey, key_id_of
 from sealtrail.custody.ledger import (
     ACTION_RE,
@@ -294,9 +300,9 @@ def _fast_signed_body(line: bytes, value: dict[str, Any]) -> bytes | None:
         return None
     try:
         suffix = b"".join((
-            b',"subject":', canonical_json(value["subject"]),
-            b',"time":', canonical_json(value["time"]),
-            b',"v":', canonical_json(value["v"]), b"}",
+            b',"subject":', canonical_json_of_part(value["subject"]),
+            b',"time":', canonical_json_of_part(value["time"]),
+            b',"v":', canonical_json_of_part(value["v"]), b"}",
         ))
     except NotCanonicalError:
         return None

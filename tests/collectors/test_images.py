@@ -17,6 +17,7 @@ from sealtrail.collectors.bodyfile import write_bodyfile
 from sealtrail.collectors.image_source import MAX_DEPTH, ImageSource
 from sealtrail.collectors.images import ImageError, UnsupportedImage, open_image
 from sealtrail.collectors.plan import plan_collection
+from sealtrail.collectors.source import FileInfo
 from sealtrail.collectors.tsk import list_partitions, read_layout
 from sealtrail.errors import UsageError
 from tests.shared_data import upstream_path
@@ -44,7 +45,7 @@ def files_of(source: ImageSource) -> dict[bytes, str]:
     """Every regular file below the root -> SHA-256 of its content."""
     out = {}
     for info in source.walk():
-        if isinstance(info, tuple):
+        if not isinstance(info, FileInfo):
             continue
         if info.kind == "file" and not info.deleted:
             out[info.relpath] = hashlib.sha256(read_all(source, info.relpath)).hexdigest()
@@ -140,7 +141,7 @@ def test_metadata_comes_from_tsk():
 def test_deleted_entries_are_hidden_unless_asked_for():
     assert not source_of("image.E01").exists(b"passwords.txt~")
     source = source_of("image.E01", include_deleted=True)
-    deleted = {i.relpath: i for i in source.walk() if not isinstance(i, tuple) and i.deleted}
+    deleted = {i.relpath: i for i in source.walk() if isinstance(i, FileInfo) and i.deleted}
     assert set(deleted) == {b"passwords.txt~", b"a_directory/another_file~",
                             b"a_directory/.another_file.swp"}
     # ext2 zeroed the inode numbers of these entries: only the names survive.
