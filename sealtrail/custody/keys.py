@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import hashlib
 import re
 from dataclasses import dataclass
@@ -103,6 +104,12 @@ class PublicKey:
         }
 
 
+@functools.lru_cache(maxsize=16)
+def _nacl_signing_key(seed: bytes) -> nacl.signing.SigningKey:
+    """Deriving the key pair from the seed costs about as much as a signature: do it once."""
+    return nacl.signing.SigningKey(seed)
+
+
 @dataclass(frozen=True, slots=True)
 class SigningKey:
     """An Ed25519 private key (its 32-byte seed) with its name."""
@@ -117,8 +124,7 @@ class SigningKey:
 
     @property
     def public(self) -> PublicKey:
-        raw = bytes(nacl.signing.SigningKey(self.seed).verify_key)
-        return PublicKey(self.name, raw)
+        return PublicKey(self.name, bytes(_nacl_signing_key(self.seed).verify_key))
 
     @property
     def key_id(self) -> str:
@@ -126,7 +132,7 @@ class SigningKey:
 
     def sign(self, message: bytes) -> bytes:
         """The 64-byte Ed25519 signature of ``message``."""
-        return nacl.signing.SigningKey(self.seed).sign(message).signature
+        return _nacl_signing_key(self.seed).sign(message).signature
 
     def __repr__(self) -> str:  # never print the seed
         return f"SigningKey(name={self.name!r}, key_id={self.key_id!r})"
