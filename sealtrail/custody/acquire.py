@@ -24,9 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-import socket
 import stat
-import sys
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -34,12 +32,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sealtrail import TOOL_NAME, __version__
 from sealtrail.collectors.images import ImageHandle, detect_format, open_image
-from sealtrail.custody.bundle_format import MANIFEST_KIND, ns_text, utc_text
+from sealtrail.custody.bundle_format import MANIFEST_KIND, ns_text
 from sealtrail.custody.bundle_writer import BundleWriter
 from sealtrail.custody.case import Case
-from sealtrail.custody.collection import ProgressFn, now_utc, stat_fields
+from sealtrail.custody.collection import ProgressFn, collection_context, now_utc, stat_fields
 from sealtrail.custody.keys import SigningKey
 from sealtrail.custody.session import new_bundle_id, run_sealed
 from sealtrail.errors import CollectionError, UsageError
@@ -343,23 +340,11 @@ def _manifest(case: Case, key: SigningKey, bundle_id: str, source: dict[str, Any
         "version": 1,
         "bundle_id": bundle_id,
         "case_id": case.case_id,
-        "collection": {
-            "examiner": case.examiner,
-            "key_id": key.key_id,
-            "key_name": key.name,
-            "host": None,
-            "os": None,
-            "source": source,
-            "collector_host": socket.gethostname(),
-            "tool": TOOL_NAME,
-            "tool_version": __version__,
-            "python": sys.version.split()[0],
-            "command_line": list(sys.argv),
-            "requested": requested,
-            "started": utc_text(started),
-            "finished": utc_text(finished),
-            "clock": "system",
-        },
+        "collection": collection_context(
+            examiner=case.examiner, key_id=key.key_id, key_name=key.name, host=None,
+            os_name=None, source=source, requested=requested, started=started,
+            finished=finished,
+        ),
         "artifacts": [],
         "members": [member],
         "entries": [],

@@ -280,6 +280,30 @@ def outcome_counts(
     return dict(sorted(counts.items()))
 
 
+def collection_context(
+    *, examiner: str, key_id: str, key_name: str, host: str | None, os_name: str | None,
+    source: dict[str, Any], requested: dict[str, Any], started: datetime, finished: datetime,
+) -> dict[str, Any]:
+    """The manifest's ``collection`` object: who, where, with what, when (bundle-format.md)."""
+    return {
+        "examiner": examiner,
+        "key_id": key_id,
+        "key_name": key_name,
+        "host": host,
+        "os": os_name,
+        "source": source,
+        "collector_host": socket.gethostname(),
+        "tool": TOOL_NAME,
+        "tool_version": __version__,
+        "python": sys.version.split()[0],
+        "command_line": list(sys.argv),
+        "requested": requested,
+        "started": utc_text(started),
+        "finished": utc_text(finished),
+        "clock": "system",
+    }
+
+
 def build_manifest(
     *,
     bundle_id: str,
@@ -302,23 +326,11 @@ def build_manifest(
         "version": 1,
         "bundle_id": bundle_id,
         "case_id": case_id,
-        "collection": {
-            "examiner": examiner,
-            "key_id": key_id,
-            "key_name": key_name,
-            "host": source.hostname(),
-            "os": plan.os_name,
-            "source": {"kind": "directory", "path": source_label},
-            "collector_host": socket.gethostname(),
-            "tool": TOOL_NAME,
-            "tool_version": __version__,
-            "python": sys.version.split()[0],
-            "command_line": list(sys.argv),
-            "requested": requested,
-            "started": utc_text(started),
-            "finished": utc_text(finished),
-            "clock": "system",
-        },
+        "collection": collection_context(
+            examiner=examiner, key_id=key_id, key_name=key_name, host=source.hostname(),
+            os_name=plan.os_name, source={"kind": "directory", "path": source_label},
+            requested=requested, started=started, finished=finished,
+        ),
         "artifacts": [
             {
                 "name": a.name,
