@@ -10,6 +10,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import random
+import re
 import signal
 import subprocess
 import sys
@@ -25,6 +26,8 @@ from sealtrail.custody.ledger_check import check_ledger
 
 WRITERS = 4
 APPENDS_EACH = 200
+
+ACK_LINE = re.compile(rb"(\d+) ([0-9a-f]{64})")
 
 CHILD = """
 import sys
@@ -100,9 +103,12 @@ def _kill_once(path: Path, key: SigningKey, rng: random.Random,
     out = first + out
     assert child.returncode == -signal.SIGKILL
     acknowledged = {}
-    for line in out.split(b"\n")[:-1]:  # the last piece has no newline (or is empty)
-        index, entry_hash = line.split()
-        acknowledged[int(index)] = entry_hash.decode()
+    # An append is acknowledged by a complete "index hash" line, printed after append returned;
+    # print() issues several writes, so a kill can leave a partial line, which proves nothing.
+    for line in out.split(b"\n"):
+        match = ACK_LINE.fullmatch(line)
+        if match:
+            acknowledged[int(match[1])] = match[2].decode()
     return acknowledged
 
 
