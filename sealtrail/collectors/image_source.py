@@ -84,6 +84,9 @@ def _safe_name(name: bytes) -> bytes:
         if (b"/" in name or b"\x00" in name) else name
 
 
+_NS = 1_000_000_000
+
+
 def _ns(seconds: int, nano: int) -> int:
     return int(seconds) * 1_000_000_000 + int(nano or 0)
 
@@ -228,26 +231,25 @@ class ImageSource(SourceQueries):
 
     def _info(self, relpath: bytes, file: Any, deleted: bool) -> FileInfo:
         meta = file.info.meta
-        name = file.info.name
         if meta is not None:
             kind, type_bits = _META_KINDS.get(int(meta.type), ("other", 0))
-            mode = type_bits | (int(meta.mode) & 0o7777)
-            allocated = bool(int(meta.flags) & _META_ALLOC)
-            crtime = _ns(meta.crtime, meta.crtime_nano) if meta.crtime else None
             link = meta.link if kind == "symlink" else None
             if isinstance(link, str):
                 link = link.encode("utf-8", "surrogateescape")
-            info = FileInfo(
-                relpath=relpath, kind=kind, mode=mode, size=max(0, int(meta.size)),
-                uid=int(meta.uid), gid=int(meta.gid), inode=int(meta.addr), device=0,
-                nlink=int(meta.nlink), atime_ns=_ns(meta.atime, meta.atime_nano),
-                mtime_ns=_ns(meta.mtime, meta.mtime_nano),
-                ctime_ns=_ns(meta.ctime, meta.ctime_nano), birthtime_ns=crtime,
-                link_target=link or None, allocated=allocated, deleted=deleted,
-                partition=self.partition.index,
-                fn_times=_fn_times(file) if self.fs_type == "ntfs" else None,
+            crtime = meta.crtime
+            # Positional, in FileInfo's field order: this runs once per directory entry.
+            return FileInfo(
+                relpath, kind, type_bits | (int(meta.mode) & 0o7777), max(0, int(meta.size)),
+                int(meta.uid), int(meta.gid), int(meta.addr), 0, int(meta.nlink),
+                int(meta.atime) * _NS + int(meta.atime_nano or 0),
+                int(meta.mtime) * _NS + int(meta.mtime_nano or 0),
+                int(meta.ctime) * _NS + int(meta.ctime_nano or 0),
+                int(crtime) * _NS + int(meta.crtime_nano or 0) if crtime else None,
+                link or None, bool(int(meta.flags) & _META_ALLOC), deleted,
+                self.partition.index,
+                _fn_times(file) if self.fs_type == "ntfs" else None,
             )
-            return info
+        name = file.info.name
         kind, type_bits = _NAME_KINDS.get(int(name.type), ("other", 0))
         return FileInfo(
             relpath=relpath, kind=kind, mode=type_bits, size=0, uid=0, gid=0,
