@@ -29,13 +29,13 @@ What differs from a folder, on purpose:
 from __future__ import annotations
 
 import errno
-import io
 import stat
 import struct
 from typing import Any
 
 from sealtrail.collectors.images import ImageError, ImageHandle
 from sealtrail.collectors.source import FileInfo, SourceQueries, SwappedFile, join_relpath
+from sealtrail.collectors.streams import WindowStream
 from sealtrail.collectors.tsk import Partition, open_fs, open_img, tsk
 from sealtrail.errors import UsageError
 
@@ -118,47 +118,21 @@ def _fn_times(file: Any) -> tuple[int | None, int | None, int | None, int | None
     return None
 
 
-class TskReader(io.RawIOBase):
+class TskReader(WindowStream):
     """A read-only stream of a file's default data attribute, up to its recorded size."""
 
-    def __init__(self, file: Any, size: int, relpath: bytes) -> None:
-        super().__init__()
+    def __init__(self, file: Any, size: int, relpath: bytes) -> None:  # noqa: ANN401
+        super().__init__(size)
         self._file = file
-        self._size = size
-        self._pos = 0
         self.relpath = relpath
 
-    @property
-    def size(self) -> int:
-        return self._size
-
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def tell(self) -> int:
-        return self._pos
-
-    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
-        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self._size}[whence]
-        self._pos = max(0, base + offset)
-        return self._pos
-
-    def readinto(self, buffer: Any) -> int:  # noqa: ANN401 - any writable buffer
-        view = memoryview(buffer).cast("B")
-        want = min(len(view), self._size - self._pos)
-        if want <= 0:
-            return 0
+    def _read_at(self, position: int, view: memoryview) -> int:
         try:
-            data = self._file.read_random(self._pos, want)
+            data = self._file.read_random(position, len(view))
         except Exception as exc:  # noqa: BLE001 - pytsk3 raises IOError/OSError for bad runs
-            raise OSError(errno.EIO, f"TSK read error at offset {self._pos}: {exc}") from exc
-        n = len(data)
-        view[:n] = data
-        self._pos += n
-        return n
+            raise OSError(errno.EIO, f"TSK read error at offset {position}: {exc}") from exc
+        view[: len(data)] = data
+        return len(data)
 
 
 class ImageSource(SourceQueries):

@@ -17,7 +17,6 @@ Order of checks for one bundle (``check_bundle``), each reported with the bundle
 from __future__ import annotations
 
 import hashlib
-import io
 import struct
 import zipfile
 from collections.abc import Iterable, Iterator
@@ -25,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from sealtrail.collectors.streams import WindowStream
 from sealtrail.custody.bundle_format import (
     MANIFEST_KIND,
     MANIFEST_MEMBER,
@@ -165,39 +165,17 @@ class BundleFile:
         return None
 
 
-class MemberWindow(io.RawIOBase):
+class MemberWindow(WindowStream):
     """Bytes ``offset .. offset + size`` of a bundle file, as a read-only seekable stream."""
 
     def __init__(self, path: Path, offset: int, size: int) -> None:
-        super().__init__()
+        super().__init__(size)
         self._file = open(path, "rb", buffering=0)  # noqa: SIM115 - closed in close()
         self._start = offset
-        self._size = size
-        self._pos = 0
 
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def tell(self) -> int:
-        return self._pos
-
-    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
-        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self._size}[whence]
-        self._pos = max(0, base + offset)
-        return self._pos
-
-    def readinto(self, buffer) -> int:  # noqa: ANN001 - any writable buffer
-        remaining = self._size - self._pos
-        if remaining <= 0:
-            return 0
-        view = memoryview(buffer).cast("B")[: min(len(buffer), remaining)]
-        self._file.seek(self._start + self._pos)
-        n = self._file.readinto(view)
-        self._pos += n or 0
-        return n or 0
+    def _read_at(self, position: int, view: memoryview) -> int:
+        self._file.seek(self._start + position)
+        return self._file.readinto(view) or 0
 
     def close(self) -> None:
         if not self.closed:
