@@ -41,6 +41,8 @@ import sys
 import time
 from pathlib import Path
 
+from machine import cpu_model  # bench/machine.py (bench/ is on sys.path)
+
 HERE = Path(__file__).resolve().parent
 OUT = HERE / "out"
 DATA_VERSION = 1
@@ -152,12 +154,7 @@ def ensure_dataset(total: int) -> tuple[Path, int, int]:
 
 
 def machine_line() -> str:
-    cpu = "?"
-    with open("/proc/cpuinfo") as f:
-        for line in f:
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
+    cpu = cpu_model()
     ssl = subprocess.run(["openssl", "version"], capture_output=True, text=True).stdout.strip()
     return (f"machine: {os.cpu_count()} CPUs ({cpu}), Python {sys.version.split()[0]}, {ssl}, "
             f"{os.uname().sysname} {os.uname().release}")

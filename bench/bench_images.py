@@ -45,6 +45,8 @@ import time
 import zlib
 from pathlib import Path
 
+from machine import cpu_model  # bench/machine.py (bench/ is on sys.path)
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 OUT = HERE / "out" / "images"
@@ -313,14 +315,7 @@ def compare_listings(image: Path) -> list[str]:
 
 
 def machine() -> str:
-    model = "?"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    model = cpu_model()
     import pytsk3
 
     fls_v = subprocess.run(["fls", "-V"], capture_output=True, text=True).stdout.strip()

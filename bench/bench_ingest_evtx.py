@@ -41,6 +41,8 @@ import sys
 import time
 from pathlib import Path
 
+from machine import cpu_model  # bench/machine.py (bench/ is on sys.path)
+
 HERE = Path(__file__).resolve().parent
 OUT = HERE / "out"
 UPSTREAM = HERE.parent.parent / "shared" / "fixtures" / "upstream" / "evtx"
@@ -56,12 +58,7 @@ def machine_line() -> str:
 
     import duckdb
 
-    cpu = "?"
-    with open("/proc/cpuinfo") as f:
-        for line in f:
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
+    cpu = cpu_model()
     return (f"machine: {os.cpu_count()} CPUs ({cpu}), Python {sys.version.split()[0]}, "
             f"evtx {version('evtx')}, DuckDB {duckdb.__version__}, pyarrow {version('pyarrow')}, "
             f"orjson {version('orjson')}, {os.uname().sysname} {os.uname().release}")

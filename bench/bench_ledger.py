@@ -39,6 +39,7 @@ from importlib.metadata import version
 from pathlib import Path
 
 import nacl.signing
+from machine import cpu_model  # bench/machine.py (bench/ is on sys.path)
 
 from sealtrail.custody.canonical import canonical_json
 from sealtrail.custody.keys import SigningKey
@@ -60,12 +61,7 @@ OUT = HERE / "out"
 
 
 def machine_line() -> str:
-    cpu = "?"
-    with open("/proc/cpuinfo") as f:
-        for line in f:
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
+    cpu = cpu_model()
     return (f"machine: {os.cpu_count()} CPUs ({cpu}), Python {sys.version.split()[0]}, "
             f"PyNaCl {version('PyNaCl')}, orjson {version('orjson')}, "
             f"{os.uname().sysname} {os.uname().release}")

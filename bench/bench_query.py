@@ -54,8 +54,11 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from machine import cpu_model  # bench/machine.py (bench/ is on sys.path)
+
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
+
 
 from sealtrail.analysis.arrow_rows import EVENTS_SCHEMA, ParquetSink  # noqa: E402
 from sealtrail.analysis.schema import EVENT_COLUMNS  # noqa: E402
@@ -786,14 +789,7 @@ def measure(db_path: Path, meta: dict, runs: int, threads: int | None) -> list[t
 def machine() -> str:
     import duckdb
 
-    cpu = "?"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    cpu = cpu_model()
     return (f"nproc {os.cpu_count()}, CPU {cpu}, Python {platform.python_version()}, "
             f"DuckDB {duckdb.__version__}")
 
