@@ -90,18 +90,20 @@ def _kill_once(path: Path, key: SigningKey, rng: random.Random,
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     child = subprocess.Popen(
         [sys.executable, "-c", CHILD, str(path), key.seed.hex()],
-        stdout=subprocess.PIPE, env=env,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
     )
+    first = b""
     try:
         assert child.stdout is not None
-        assert child.stdout.readline() == b"ready\n"
+        ready = child.stdout.readline()
+        assert ready == b"ready\n", (ready, child.poll())
         first = child.stdout.readline() if after_first_ack else b""
         time.sleep(rng.uniform(0, 0.2))
     finally:
         child.send_signal(signal.SIGKILL)
-        out, _ = child.communicate(timeout=30)
+        out, err = child.communicate(timeout=30)
     out = first + out
-    assert child.returncode == -signal.SIGKILL
+    assert child.returncode == -signal.SIGKILL, (child.returncode, err.decode()[-2000:])
     acknowledged = {}
     # An append is acknowledged by a complete "index hash" line, printed after append returned;
     # print() issues several writes, so a kill can leave a partial line, which proves nothing.
