@@ -190,9 +190,7 @@ class ImageSource(SourceQueries):
 
     @staticmethod
     def _components(relpath: bytes) -> list[bytes]:
-        parts = [p for p in relpath.split(b"/") if p and p != b"."]
-        if b".." in parts:
-            raise UsageError(f"path {_show(relpath)} inside the source must not contain '..'")
+        parts = SourceQueries._components(relpath)
         if len(parts) > MAX_DEPTH:
             raise OSError(errno.ELOOP, f"deeper than {MAX_DEPTH} levels", _show(relpath))
         return parts

@@ -250,8 +250,12 @@ class SourceQueries:
     ``open_regular`` (shared by `DirectorySource` and the image source)."""
 
     @staticmethod
-    def _components(relpath: bytes) -> list[bytes]:  # pragma: no cover - overridden
-        raise NotImplementedError
+    def _components(relpath: bytes) -> list[bytes]:
+        """The path's components; ``..`` is refused (a source path never leaves the root)."""
+        parts = [p for p in relpath.split(b"/") if p and p != b"."]
+        if b".." in parts:
+            raise UsageError(f"path {_show(relpath)} inside the source must not contain '..'")
+        return parts
 
     def lstat(self, relpath: bytes) -> FileInfo:  # pragma: no cover - overridden
         raise NotImplementedError
@@ -386,12 +390,6 @@ class DirectorySource(SourceQueries):
 
     # -- path resolution -------------------------------------------------------------------
 
-    @staticmethod
-    def _components(relpath: bytes) -> list[bytes]:
-        parts = [p for p in relpath.split(b"/") if p and p != b"."]
-        if b".." in parts:
-            raise UsageError(f"path {_show(relpath)} inside the source must not contain '..'")
-        return parts
 
     @contextmanager
     def _parent_fd(self, relpath: bytes) -> Iterator[tuple[int, bytes]]:
