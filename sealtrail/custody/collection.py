@@ -103,26 +103,28 @@ class CollectionTally:
     bytes_done: int = 0
 
 
-def _entry(item: PlannedItem, outcome: str, reason: str) -> dict[str, Any]:
-    record: dict[str, Any] = {
-        "source": path_fields(item.relpath),
+def source_record(info: FileInfo) -> dict[str, Any]:
+    """A manifest ``source`` object for a path the walk saw (docs/bundle-format.md)."""
+    record: dict[str, Any] = {**path_fields(info.relpath), "kind": info.kind,
+                              **stat_fields(info)}
+    if info.link_target is not None:
+        record["link_target"] = info.link_target.decode("utf-8", "backslashreplace")
+        try:
+            info.link_target.decode("utf-8")
+        except UnicodeDecodeError:
+            record["link_target_b64"] = base64.b64encode(info.link_target).decode()
+    return record
+
+
+def entry_record(item: PlannedItem, outcome: str, reason: str) -> dict[str, Any]:
+    """A manifest ``entries`` record: an item with an outcome and no bytes."""
+    return {
+        "source": source_record(item.info) if item.info is not None
+        else path_fields(item.relpath),
         "outcome": outcome,
         "reason": reason,
         "artifacts": list(item.artifacts),
     }
-    if item.info is not None:
-        record["source"]["kind"] = item.info.kind
-        record["source"].update(stat_fields(item.info))
-        if item.info.link_target is not None:
-            target = item.info.link_target
-            record["source"]["link_target"] = target.decode("utf-8", "backslashreplace")
-            try:
-                item.info.link_target.decode("utf-8")
-            except UnicodeDecodeError:
-                record["source"]["link_target_b64"] = base64.b64encode(
-                    item.info.link_target
-                ).decode()
-    return record
 
 
 def copy_item(
@@ -133,13 +135,13 @@ def copy_item(
     try:
         handle = source.open_regular(item.relpath, item.info)
     except FileNotFoundError:
-        return None, _entry(item, "vanished", "gone between listing and reading")
+        return None, entry_record(item, "vanished", "gone between listing and reading")
     except SwappedFile:
         reason = "replaced by another file between listing and reading"
-        return None, _entry(item, "vanished", reason)
+        return None, entry_record(item, "vanished", reason)
     except OSError as exc:
         name = errno.errorcode.get(exc.errno or 0, "EIO")
-        return None, _entry(item, "unreadable", f"{name}: {exc.strerror}")
+        return None, entry_record(item, "unreadable", f"{name}: {exc.strerror}")
     view = memoryview(buffer)
     with handle:
         before = os.fstat(handle.fileno())
@@ -239,7 +241,7 @@ def write_plan(
             if entry is not None:
                 entries.append(entry)
         else:
-            entries.append(_entry(item, item.outcome, item.reason))
+            entries.append(entry_record(item, item.outcome, item.reason))
         tally.files_done += 1
         if progress is not None:
             progress(tally.files_done, tally.bytes_done)

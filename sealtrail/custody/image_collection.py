@@ -52,10 +52,10 @@ from sealtrail.custody.collection import (
     CHUNK,
     ProgressFn,
     build_manifest,
+    entry_record,
     now_utc,
     outcome_counts,
-    path_fields,
-    stat_fields,
+    source_record,
 )
 from sealtrail.custody.keys import SigningKey
 from sealtrail.custody.session import CollectionResult, new_bundle_id
@@ -337,16 +337,7 @@ def image_fields(info: FileInfo, partition: dict[str, Any] | None) -> dict[str, 
 
 
 def _source_record(info: FileInfo, partition: dict[str, Any] | None) -> dict[str, Any]:
-    record: dict[str, Any] = {**path_fields(info.relpath), "kind": info.kind,
-                              **stat_fields(info)}
-    if info.link_target is not None:
-        record["link_target"] = info.link_target.decode("utf-8", "backslashreplace")
-        try:
-            info.link_target.decode("utf-8")
-        except UnicodeDecodeError:
-            record["link_target_b64"] = _b64(info.link_target)
-    record.update(image_fields(info, partition))
-    return record
+    return {**source_record(info), **image_fields(info, partition)}
 
 
 def _copy(channel: _Channel, source: Any, item: PlannedItem, member: bytes,  # noqa: ANN401
@@ -392,14 +383,9 @@ def _copy(channel: _Channel, source: Any, item: PlannedItem, member: bytes,  # n
 
 def _entry(channel: _Channel, item: PlannedItem, part: dict[str, Any], outcome: str,
            reason: str) -> None:
-    record: dict[str, Any] = {
-        "source": path_fields(item.relpath),
-        "outcome": outcome,
-        "reason": reason,
-        "artifacts": list(item.artifacts),
-    }
+    record = entry_record(item, outcome, reason)
     if item.info is not None:
-        record["source"] = _source_record(item.info, part)
+        record["source"].update(image_fields(item.info, part))
     else:
         record["source"]["partition"] = part
     channel.msg({"t": "entry", "record": record})
