@@ -299,13 +299,6 @@ class ImageSource(SourceQueries):
             raise FileNotFoundError(errno.ENOENT, "no such file", _show(relpath))
         return entry
 
-    def exists(self, relpath: bytes) -> bool:
-        try:
-            self.lstat(relpath)
-        except OSError:
-            return False
-        return True
-
     def listdir(self, relpath: bytes) -> list[bytes]:
         """The sorted names in a folder (raises like `lstat`)."""
         return sorted(self._listing(b"/".join(self._components(relpath))))

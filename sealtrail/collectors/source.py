@@ -260,8 +260,13 @@ class SourceQueries:
     def lstat(self, relpath: bytes) -> FileInfo:  # pragma: no cover - overridden
         raise NotImplementedError
 
-    def exists(self, relpath: bytes) -> bool:  # pragma: no cover - overridden
-        raise NotImplementedError
+    def exists(self, relpath: bytes) -> bool:
+        """Whether ``relpath`` exists (of any kind), without following symlinks."""
+        try:
+            self.lstat(relpath)
+        except OSError:
+            return False
+        return True
 
     def listdir(self, relpath: bytes) -> list[bytes]:  # pragma: no cover - overridden
         raise NotImplementedError
@@ -428,13 +433,12 @@ class DirectorySource(SourceQueries):
             target = os.readlink(name, dir_fd=fd) if stat.S_ISLNK(st.st_mode) else None
         return FileInfo.from_stat(b"/".join(self._components(relpath)), st, target)
 
-    def exists(self, relpath: bytes) -> bool:
-        """Whether ``relpath`` exists (of any kind), without following symlinks."""
-        try:
-            self.lstat(relpath)
-        except OSError:
-            return False
-        return True
+    def _open_dir(self, relpath: bytes) -> int:
+        """A descriptor of the folder ``relpath``, reached without following any symlink."""
+        if not self._components(relpath):
+            return os.open(self._root_bytes, _DIR_FLAGS)
+        with self._parent_fd(relpath) as (parent, name):
+            return os.open(name, _DIR_FLAGS, dir_fd=parent)
 
     def listdir(self, relpath: bytes) -> list[bytes]:
         """The sorted names in a folder.
@@ -443,12 +447,7 @@ class DirectorySource(SourceQueries):
             OSError: the folder is missing, is not a folder (a symlink to one included),
                 or cannot be listed (EACCES).
         """
-        parts = self._components(relpath)
-        if not parts:
-            fd = os.open(self._root_bytes, _DIR_FLAGS)
-        else:
-            with self._parent_fd(relpath) as (parent, name):
-                fd = os.open(name, _DIR_FLAGS, dir_fd=parent)
+        fd = self._open_dir(relpath)
         try:
             return sorted(os.fsencode(n) for n in os.listdir(fd))
         finally:
@@ -464,13 +463,8 @@ class DirectorySource(SourceQueries):
             OSError: the folder is missing, is not a folder (a symlink to one included),
                 or cannot be listed (EACCES).
         """
-        parts = self._components(relpath)
-        base = b"/".join(parts)
-        if not parts:
-            fd = os.open(self._root_bytes, _DIR_FLAGS)
-        else:
-            with self._parent_fd(relpath) as (parent, name):
-                fd = os.open(name, _DIR_FLAGS, dir_fd=parent)
+        base = b"/".join(self._components(relpath))
+        fd = self._open_dir(relpath)
         try:
             found: list[tuple[bytes, FileInfo | OSError]] = []
             for name in sorted(os.fsencode(n) for n in os.listdir(fd)):
