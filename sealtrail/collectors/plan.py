@@ -367,7 +367,6 @@ def plan_collection(
         UsageError: the OS is needed but cannot be told, an OS name or a glob is invalid.
         UnknownArtifact: an artifact name is not defined (the message suggests close names).
     """
-    registry = registry if registry is not None else load_registry()
     if os_name is not None:
         normalise_os(os_name)
         os_key: str | None = os_name.lower().replace("macos", "darwin")
@@ -381,6 +380,8 @@ def plan_collection(
             names = [triage_group(os_key)]
         elif not path_globs:
             raise UsageError(f"cannot tell the OS of {source.root}; pass --os")
+    if names and registry is None:
+        registry = load_registry()  # not needed (nor read) for --path globs alone
     for name in names:
         registry.get(name)  # unknown names fail before any walking
     globs: list[tuple[str, str]] = []
@@ -397,6 +398,7 @@ def plan_collection(
 
     leaves: dict[str, ArtifactDefinition] = {}
     for name in names:
+        assert registry is not None
         for leaf in registry.expand(name, os_key):
             leaves.setdefault(leaf.name, leaf)
     for leaf in leaves.values():

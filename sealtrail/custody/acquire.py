@@ -34,7 +34,7 @@ from typing import Any
 
 from sealtrail.collectors.images import ImageHandle, detect_format, open_image
 from sealtrail.custody.bundle_format import MANIFEST_KIND, ns_text
-from sealtrail.custody.bundle_writer import BundleWriter
+from sealtrail.custody.bundle_writer import BundleWriter, MemberSink
 from sealtrail.custody.case import Case
 from sealtrail.custody.collection import ProgressFn, collection_context, now_utc, stat_fields
 from sealtrail.custody.keys import SigningKey
@@ -178,6 +178,36 @@ def _chunks(media: _Media, reader: ThreadPoolExecutor) -> Iterator[memoryview | 
         yield chunk
 
 
+def _media_chunks(media: _Media, sink: MemberSink) -> Iterator[list[memoryview | bytes]]:
+    """Copy the media into ``sink``, yielding what each step copied (valid until the next).
+
+    A raw file or device is read straight into the bundle's staging buffer (`MemberSink.fill`:
+    no copy in Python, and the read releases the GIL for the hash thread); other formats are
+    read through their handle on a helper thread, one chunk ahead (`_chunks`).
+    Stops at ``media.size``; a source that ends early raises `CollectionError`.
+    """
+    if media.fd is None:
+        with ThreadPoolExecutor(1, thread_name_prefix="sealtrail-read") as reader:
+            for chunk in _chunks(media, reader):
+                sink.write(chunk)
+                yield [chunk]
+        return
+    fd, offset = media.fd, 0
+    while offset < media.size:
+        staged = sink.fill(lambda view: _read_into(fd, view), min(CHUNK, media.size - offset))
+        if not staged:
+            raise CollectionError(
+                f"{media.path}: image ended after {offset:,} of {media.size:,} bytes"
+            )
+        offset += sum(len(part) for part in staged)
+        yield staged
+
+
+def _update_all(digest: Any, parts: list[memoryview | bytes]) -> None:  # noqa: ANN401
+    for part in parts:
+        digest.update(part)
+
+
 def _snapshot(st: os.stat_result) -> dict[str, Any]:
     return {"size": st.st_size, "mtime": ns_text(st.st_mtime_ns),
             "ctime": ns_text(st.st_ctime_ns), "inode": str(st.st_ino)}
@@ -195,17 +225,13 @@ def _copy(media: _Media, writer: BundleWriter, extras: list[str],
     sink = writer.open_member(member_name(media.path, media.format))
     done = 0
     try:
-        with (ThreadPoolExecutor(1, thread_name_prefix="sealtrail-read") as reader,
-              ThreadPoolExecutor(max(1, len(hashers)),
-                                 thread_name_prefix="sealtrail-hash-extra") as pool):
-            for chunk in _chunks(media, reader):
-                pending = [pool.submit(h.update, chunk) for h in hashers.values()]
-                try:
-                    sink.write(chunk)
-                finally:
-                    for future in pending:
-                        future.result()  # the buffer is reused by the next read
-                done += len(chunk)
+        with ThreadPoolExecutor(max(1, len(hashers)),
+                                thread_name_prefix="sealtrail-hash-extra") as pool:
+            for chunk in _media_chunks(media, sink):
+                pending = [pool.submit(_update_all, h, chunk) for h in hashers.values()]
+                for future in pending:
+                    future.result()  # before the chunk's buffer is reused
+                done += sum(len(part) for part in chunk)
                 if progress is not None:
                     progress(0, done)
     except BaseException:

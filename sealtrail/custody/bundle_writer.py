@@ -5,19 +5,26 @@ Invariants:
   a name no reader accepts, so an interrupted collection cannot pass for a complete bundle.
 - ``seal`` writes the signed manifest as the last member, closes the ZIP, fsyncs the file,
   renames it to ``<id>.stb`` and fsyncs the folder: a sealed bundle survives power loss.
-- The SHA-256 and size of a member are of exactly the bytes written into the bundle.
+- The SHA-256, CRC-32 and size of a member are of exactly the bytes written into the bundle:
+  both digests are computed over the writer's own staged copy of each chunk (`MemberSink`).
+- The ZIP layout is the one Python's ``zipfile`` writes (`zip_writer.StoredZip`).
 
-Speed: a large chunk is hashed (SHA-256) on a helper thread while the calling thread has
-zipfile compute its CRC-32 and write the same chunk; both release the GIL on large buffers, so
-on two cores the two passes overlap. ``write`` returns only when both are done, so the caller
-may reuse its buffer at once and the hash still covers exactly the bytes written.
+Speed: a chunk is copied once, into the staging buffer; the CRC-32 (ISA-L) is computed there on
+the calling thread while the SHA-256 of the previous chunks runs on a helper thread (hashlib
+releases the GIL on large buffers, so on two cores the two overlap). ``write`` does not wait for
+the SHA-256: the staging buffer is held until it is done.
 
-Write-back: every ``WRITEBACK_STEP`` bytes the writer asks the kernel to start writing the new
-range to disk (Linux ``sync_file_range(SYNC_FILE_RANGE_WRITE)``, asynchronous), then waits for
-the range before that one and drops it from the page cache (``POSIX_FADV_DONTNEED``). The disk
-works while the copy goes on, so the seal's fsync has at most two steps left to write, and a
-large bundle never piles up gigabytes of dirty pages. The seal's fsync is still what makes the
-bundle durable; an I/O error seen while waiting is raised at once (the kernel reports it once).
+Disk path: the file is a `direct_file.StagedFile`: bytes are staged and written in large
+aligned blocks with ``O_DIRECT``, so they do not pass through the page cache and leave no dirty
+pages for the seal's fsync to wait for.
+
+Write-back (only where ``O_DIRECT`` is refused, so blocks go through the page cache): every
+``WRITEBACK_STEP`` bytes the writer asks the kernel to start writing the new range to disk
+(Linux ``sync_file_range(SYNC_FILE_RANGE_WRITE)``, asynchronous), then waits for the range
+before that one and drops it from the page cache (``POSIX_FADV_DONTNEED``). The disk works while
+the copy goes on, so the seal's fsync has at most two steps left to write, and a large bundle
+never piles up gigabytes of dirty pages. The seal's fsync is still what makes the bundle
+durable; an I/O error seen while waiting is raised at once (the kernel reports it once).
 """
 
 from __future__ import annotations
@@ -27,11 +34,11 @@ import errno
 import hashlib
 import os
 import sys
-import zipfile
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from sealtrail.custody.bundle_format import (
     BUNDLE_SUFFIX,
@@ -42,14 +49,17 @@ from sealtrail.custody.bundle_format import (
     fold_name,
 )
 from sealtrail.custody.canonical import canonical_json
+from sealtrail.custody.checksums import crc32
+from sealtrail.custody.direct_file import StagedFile
 from sealtrail.custody.durable import fsync_dir
 from sealtrail.custody.envelope import sign_envelope
 from sealtrail.custody.keys import SigningKey
+from sealtrail.custody.zip_writer import StoredZip, ZipEntry
 from sealtrail.errors import CollectionError
 
-_FIXED_ZIP_TIME = (1980, 1, 1, 0, 0, 0)  # real times live in the manifest, not in ZIP headers
-# Below this a thread hand-off costs more than the overlap saves; hash on the calling thread.
-_THREADED_HASH_MIN = 256 * 1024
+_READ_ONLY_FILE = 0o100444 << 16  # ZIP external attributes: a regular file, r--r--r--
+# Below this a hand-off to the hash thread costs more than it saves; hash on the calling thread.
+_THREADED_HASH_MIN = 16 * 1024
 #: Bytes written between two write-back requests (see the module docstring).
 WRITEBACK_STEP = 128 << 20
 _SFR_WAIT_BEFORE, _SFR_WRITE, _SFR_WAIT_AFTER = 1, 2, 4  # <linux/fs.h>
@@ -80,38 +90,93 @@ class WrittenMember:
 
 
 class MemberSink:
-    """One member being written: ``write`` hashes and stores, ``close`` returns its digest."""
+    """One member being written: ``write`` stores, checksums and hashes; ``close`` returns its
+    digest.
 
-    __slots__ = ("_hash", "_out", "_pool", "_writer", "name", "size")
+    Each chunk is first copied into the bundle file's staging buffer (`StagedFile.append`); the
+    CRC-32 and the SHA-256 are computed over that staged copy, which only this process can
+    change, so they are always of the bytes written. The SHA-256 of a large chunk runs on the
+    writer's hash thread (updates queued in write order, the staging buffer held until they are
+    done); `write` returns at once and the caller may reuse its buffer.
+    """
 
-    def __init__(
-        self, name: str, out: zipfile.ZipExtFile, pool: ThreadPoolExecutor | None = None,
-        writer: BundleWriter | None = None,
-    ) -> None:
+    __slots__ = ("_behind", "_crc", "_entry", "_file", "_hash", "_pool", "_writer", "name",
+                 "size")
+
+    def __init__(self, name: str, entry: ZipEntry, writer: BundleWriter,
+                 pool: ThreadPoolExecutor | None) -> None:
         self.name = name
-        self._out = out
-        self._pool = pool
+        self._entry = entry
         self._writer = writer
+        self._file = writer.file
+        self._pool = pool
         self._hash = hashlib.sha256()
+        self._crc = 0
+        self._behind: Future[None] | None = None  # the last hash update still queued
         self.size = 0
 
-    def write(self, chunk: memoryview | bytes) -> None:
-        if self._pool is not None and len(chunk) >= _THREADED_HASH_MIN:
-            hashed = self._pool.submit(self._hash.update, chunk)
-            try:
-                self._out.write(chunk)  # CRC-32 + write, overlapping the SHA-256
-            finally:
-                hashed.result()  # never return (or raise) while the chunk is still being read
+    def write(self, chunk: memoryview | bytes | bytearray) -> None:
+        """Copy ``chunk`` into the member; the caller may reuse its buffer on return."""
+        view = memoryview(chunk).cast("B")
+        step = self._file.max_append // 2
+        for start in range(0, len(view), step):
+            piece = view[start:start + step]
+            self._staged(self._file.append(piece), len(piece))
+        self.size += len(view)
+        self._writer.wrote(len(view))
+
+    def fill(self, readinto: Callable[[memoryview], int], limit: int) -> list[memoryview]:
+        """Let ``readinto`` read up to ``limit`` bytes of the member straight into the
+        bundle's staging buffer (`StagedFile.fill`); returns views of the bytes it read (empty
+        at the end of the source). The views stay valid until the next call."""
+        staged = self._file.fill(readinto, limit)
+        nbytes = sum(len(part) for part in staged)
+        if nbytes:
+            self._staged(staged, nbytes)
+            self.size += nbytes
+            self._writer.wrote(nbytes)
+        return staged
+
+    def _staged(self, staged: list[memoryview], nbytes: int) -> None:
+        """CRC-32 here, SHA-256 on the hash thread (the buffer held until it is done)."""
+        for part in staged:
+            self._crc = crc32(part, self._crc)
+        if self._pool is not None and nbytes >= _THREADED_HASH_MIN:
+            self._behind = self._pool.submit(_update, self._hash, staged)
+            self._file.hold(self._behind)
         else:
-            self._hash.update(chunk)
-            self._out.write(chunk)
-        self.size += len(chunk)
-        if self._writer is not None:
-            self._writer.wrote(len(chunk))
+            self._catch_up()
+            for part in staged:
+                self._hash.update(part)
+
+    def _catch_up(self) -> None:
+        if self._behind is not None:
+            behind, self._behind = self._behind, None
+            behind.result()
 
     def close(self) -> WrittenMember:
-        self._out.close()
-        return WrittenMember(self.name, self._hash.hexdigest(), self.size)
+        """End the member; its digest, once every queued update is done."""
+        return self.close_later().result()
+
+    def close_later(self) -> Future[WrittenMember]:
+        """End the member now (its ZIP header needs only the CRC-32 and size); the digest
+        follows on the hash thread, so the caller can go on to the next member meanwhile."""
+        self._writer.end_member(self._entry, self._crc, self.size)
+        if self._behind is None or self._pool is None:
+            done: Future[WrittenMember] = Future()
+            done.set_result(WrittenMember(self.name, self._hash.hexdigest(), self.size))
+            return done
+        self._behind = None
+        return self._pool.submit(_written, self.name, self._hash, self.size)
+
+
+def _written(name: str, digest: Any, size: int) -> WrittenMember:  # noqa: ANN401
+    return WrittenMember(name, digest.hexdigest(), size)
+
+
+def _update(digest: Any, parts: list[memoryview]) -> None:  # noqa: ANN401 - a hashlib object
+    for part in parts:
+        digest.update(part)
 
 
 class BundleWriter:
@@ -125,18 +190,18 @@ class BundleWriter:
         if self.final_path.exists():
             raise CollectionError(f"bundle {self.final_path} already exists")
         try:
-            fd = os.open(self.partial_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            self.file = StagedFile(self.partial_path)
         except OSError as exc:
             raise CollectionError(f"cannot create {self.partial_path}: {exc.strerror}") from exc
-        self._file = os.fdopen(fd, "wb", buffering=1 << 20)
-        self._zip = zipfile.ZipFile(self._file, "w", compression=zipfile.ZIP_STORED)
+        self._zip = StoredZip(self.file)
         self._folded: set[str] = set()
         self._sealed = False
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="sealtrail-hash")
         self._unsynced = 0  # bytes written since the last write-back request
         self._wb_done = 0  # [0, _wb_done) written back and dropped from the page cache
         self._wb_asked = 0  # [_wb_done, _wb_asked) write-back requested, not waited for
-        self._writeback = _sync_file_range is not None
+        # O_DIRECT leaves no dirty pages behind: write-back requests only for the ordinary path
+        self._writeback = _sync_file_range is not None and not self.file.direct
 
     def _unique_name(self, relpath: bytes) -> str:
         base = encode_member_name(relpath)
@@ -150,10 +215,12 @@ class BundleWriter:
     def open_member(self, relpath: bytes) -> MemberSink:
         """Start a member for the source path ``relpath``; write to it, then close it."""
         name = self._unique_name(relpath)
-        info = zipfile.ZipInfo(name, date_time=_FIXED_ZIP_TIME)
-        info.compress_type = zipfile.ZIP_STORED
-        info.external_attr = 0o100444 << 16
-        return MemberSink(name, self._zip.open(info, "w", force_zip64=True), self._pool, self)
+        entry = self._zip.begin(name, _READ_ONLY_FILE, zip64=True)
+        return MemberSink(name, entry, self, self._pool)
+
+    def end_member(self, entry: ZipEntry, crc: int, size: int) -> None:
+        """Called by `MemberSink.close`: the member's CRC-32 and size into its ZIP header."""
+        self._zip.end(entry, crc, size)
 
     def wrote(self, nbytes: int) -> None:
         """Count bytes written into the bundle; past ``WRITEBACK_STEP``, start write-back."""
@@ -168,11 +235,10 @@ class BundleWriter:
         Only an optimisation (the seal's fsync is what makes the bundle durable), except that
         an I/O error is raised here: once waited for, the kernel would not report it again.
         """
-        if not self._writeback or _sync_file_range is None:
+        if not self._writeback or _sync_file_range is None or self.file.direct:
             return
-        self._file.flush()
-        end = self._file.tell()
-        fd = self._file.fileno()
+        end = self.file.on_disk  # bytes handed to the kernel; the rest is still staged
+        fd = self.file.fileno()
         if end <= self._wb_asked:
             return
         if not self._sync_range(fd, self._wb_asked, end, _SFR_WRITE):
@@ -201,10 +267,7 @@ class BundleWriter:
         if fold_name(name) in self._folded:
             raise CollectionError(f"member {name} is already in the bundle")
         self._folded.add(fold_name(name))
-        info = zipfile.ZipInfo(name, date_time=_FIXED_ZIP_TIME)
-        info.compress_type = zipfile.ZIP_STORED
-        info.external_attr = 0o100444 << 16
-        sink = MemberSink(name, self._zip.open(info, "w", force_zip64=True), writer=self)
+        sink = MemberSink(name, self._zip.begin(name, _READ_ONLY_FILE, zip64=True), self, None)
         sink.write(data)
         return sink.close()
 
@@ -215,14 +278,11 @@ class BundleWriter:
         """
         payload = canonical_json(manifest)
         envelope = sign_envelope(MANIFEST_TYPE, payload, key)
-        info = zipfile.ZipInfo(MANIFEST_MEMBER, date_time=_FIXED_ZIP_TIME)
-        info.external_attr = 0o100444 << 16
-        self._zip.writestr(info, envelope, compress_type=zipfile.ZIP_STORED)
+        self._zip.add(MANIFEST_MEMBER, envelope, _READ_ONLY_FILE, crc32(envelope, 0))
         self._pool.shutdown()
-        self._zip.close()
-        self._file.flush()
-        os.fsync(self._file.fileno())
-        self._file.close()
+        self._zip.finish()
+        self.file.finish()  # the staged tail written, then fsync
+        self.file.close()
         os.rename(self.partial_path, self.final_path)
         fsync_dir(self.bundles_dir)
         self._sealed = True
@@ -232,9 +292,12 @@ class BundleWriter:
         """Close what was written without sealing; the ``.partial`` file is kept as a record."""
         self._pool.shutdown()
         if not self._sealed:
-            for closer in (self._zip.close, self._file.close):
+            # the members ended so far get a central directory (none while one is open)
+            closers = (self.file.close,) if self._zip.writing else (
+                self._zip.finish, self.file.write_tail, self.file.close)
+            for closer in closers:
                 try:
                     closer()
-                except (OSError, ValueError, zipfile.BadZipFile):
+                except (OSError, ValueError):
                     pass
         return self.partial_path

@@ -7,8 +7,11 @@ it, or (at worst) corrupt its memory. So the parent never parses the image. It:
 2. starts a worker process (``fork``) and creates ``<id>.stb.partial``;
 3. receives from the worker, over a pipe: the image layout, each partition's plan outcome,
    then for every file a ``begin`` message, its bytes in chunks and an ``end`` record, and a
-   record for every item without bytes. The parent writes the bytes into the bundle and
-   hashes them itself (`BundleWriter`): member digests never come from the worker;
+   record for every item without bytes. File bytes travel through shared memory
+   (`_SharedSlots`): the worker reads a chunk into a free slot and names the slot in a
+   message; the parent copies the slot into the bundle's staging buffer, gives the slot back,
+   and hashes and writes its own copy (`BundleWriter`), so the worker can never change bytes
+   the parent is hashing. Member digests never come from the worker;
 4. builds the manifest, signs it with the key the worker never sees, seals the bundle and
    appends ``bundle_sealed``.
 
@@ -24,16 +27,20 @@ be able to run code in the parent) and bounded in size.
 from __future__ import annotations
 
 import base64
+import contextlib
 import errno
 import faulthandler
 import hashlib
 import json
 import math
+import mmap
 import multiprocessing
+import os
 import select
 import signal
 import time
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -46,7 +53,7 @@ from sealtrail.collectors.bodyfile import (
 from sealtrail.collectors.plan import ArtifactOutcome, CollectionPlan, PlannedItem
 from sealtrail.collectors.source import FileInfo, SwappedFile
 from sealtrail.custody.bundle_format import ns_text
-from sealtrail.custody.bundle_writer import BundleWriter, MemberSink
+from sealtrail.custody.bundle_writer import BundleWriter, MemberSink, WrittenMember
 from sealtrail.custody.case import Case
 from sealtrail.custody.collection import (
     CHUNK,
@@ -75,7 +82,11 @@ __all__ = [
 DEFAULT_STALL_LIMIT = 300.0
 _MAX_MESSAGE = 16 << 20
 _TAG_MSG = b"M"
-_TAG_DATA = b"D"
+_TAG_DATA = b"D"  # file bytes inside the message (small generated members: the bodyfile)
+_TAG_SLOT = b"S"  # file bytes in a shared-memory slot: slot index (1 byte), length (4 bytes)
+#: Shared-memory slots: enough that the worker reads ahead while the parent copies and
+#: the parent gives them back in batches of half.
+_SLOTS = 8
 
 
 class WorkerFailed(CollectionError):
@@ -118,11 +129,63 @@ class ImageJob:
 # -- the channel between worker and parent ------------------------------------------------
 
 
-class _Channel:
-    """The worker's end of the pipe."""
+class _SharedSlots:
+    """Shared memory for file bytes, in ``_SLOTS`` slots of ``CHUNK`` bytes, and the pipe on
+    which the parent gives slots back to the worker.
 
-    def __init__(self, conn: Any) -> None:  # noqa: ANN401 - multiprocessing Connection
+    Created by the parent before the worker is forked, so both map the same pages. A slot
+    belongs to the worker until it names it in a slot message, then to the parent until the
+    parent writes its index back on the free pipe. The parent copies a slot before giving it
+    back and never hashes or writes the shared pages themselves.
+    """
+
+    def __init__(self) -> None:
+        self.memory = mmap.mmap(-1, _SLOTS * CHUNK)  # anonymous and shared across fork
+        self.view = memoryview(self.memory)
+        self.free_read, self.free_write = os.pipe()
+        self._free = list(range(_SLOTS))  # the worker's own list of slots it may fill
+
+    def slot(self, index: int) -> memoryview:
+        return self.view[index * CHUNK:(index + 1) * CHUNK]
+
+    # -- the worker's side
+
+    def take(self) -> int:
+        """A free slot; waits for the parent to give one back (EOF: the parent is gone)."""
+        if not self._free:
+            returned = os.read(self.free_read, _SLOTS)
+            if not returned:
+                raise OSError(errno.EPIPE, "the collecting process went away")
+            self._free.extend(returned)
+        return self._free.pop()
+
+    def keep(self, index: int) -> None:
+        """Put back a slot taken but not sent."""
+        self._free.append(index)
+
+    # -- the parent's side
+
+    def give_back(self, indexes: bytes) -> None:
+        try:
+            os.write(self.free_write, indexes)
+        except BrokenPipeError:
+            pass  # the worker is gone; its end of the main pipe says how
+
+    def close(self) -> None:
+        for fd in (self.free_read, self.free_write):
+            if fd >= 0:
+                os.close(fd)
+        self.free_read = self.free_write = -1
+        self.view.release()
+        self.memory.close()
+
+
+class _Channel:
+    """The worker's end of the pipe (and of the shared slots, when the job moves file bytes)."""
+
+    def __init__(self, conn: Any, slots: _SharedSlots | None = None) -> None:  # noqa: ANN401
         self._conn = conn
+        self.slots = slots
 
     def msg(self, obj: dict[str, Any]) -> None:
         self._conn.send_bytes(_TAG_MSG + json.dumps(obj, separators=(",", ":")).encode())
@@ -130,10 +193,9 @@ class _Channel:
     def data(self, chunk: bytes | memoryview) -> None:
         self._conn.send_bytes(_TAG_DATA + bytes(chunk))
 
-    def data_frame(self, frame: memoryview) -> None:
-        """Send ``frame``, a data message already tagged (its first byte is ``D``), as it
-        is: no copy of the file bytes."""
-        self._conn.send_bytes(frame)
+    def slot_filled(self, index: int, nbytes: int) -> None:
+        """Tell the parent that slot ``index`` holds ``nbytes`` of the current member."""
+        self._conn.send_bytes(_TAG_SLOT + bytes((index,)) + nbytes.to_bytes(4, "big"))
 
 
 def _widen_pipe(conn: Any) -> None:  # noqa: ANN401 - multiprocessing Connection
@@ -171,28 +233,38 @@ def _signal_name(code: int | None) -> str:
 class _Worker:
     """The parent's handle on one worker process."""
 
-    def __init__(self, image: str, entry_name: str, job: Any) -> None:  # noqa: ANN401
+    def __init__(self, image: str, entry_name: str, job: Any,  # noqa: ANN401
+                 *, shared_slots: bool = False) -> None:
         ctx = multiprocessing.get_context("fork")
         self.image = image
+        self.slots = _SharedSlots() if shared_slots else None
+        self._lent: set[int] = set()  # slots named by the worker and not yet given back
         self._reader, writer = ctx.Pipe(duplex=False)
         _widen_pipe(writer)
         self._pipe = open(self._reader.fileno(), "rb", buffering=0, closefd=False)  # noqa: SIM115
-        self._buffer = bytearray(CHUNK + 64)
+        os.set_blocking(self._reader.fileno(), False)  # read what is there; poll only when empty
+        self._buffer = bytearray(2 * CHUNK)  # [_rx_start, _rx_end): received, not yet used
+        self._rx_start = self._rx_end = 0
+        self._to_give = bytearray()  # copied slots not yet given back (sent in batches)
         self._poller = select.poll()  # one poll object, not a new selector per read
         self._poller.register(self._reader.fileno(), select.POLLIN)
         self._process = ctx.Process(
-            target=_worker_main, args=(writer, entry_name, job), name="sealtrail-image",
-            daemon=True,
+            target=_worker_main, args=(writer, entry_name, job, self.slots),
+            name="sealtrail-image", daemon=True,
         )
         self._process.start()
         writer.close()
+        if self.slots is not None:
+            os.close(self.slots.free_read)  # the worker's end
+            self.slots.free_read = -1
 
     def messages(self, stall_limit: float, time_limit: float | None
                  ) -> Iterator[tuple[bytes, Any]]:
         """Yield (tag, JSON object or bytes) until the worker's ``done`` message.
 
-        File bytes are yielded as a memoryview of a buffer this method reuses: use them
-        before asking for the next message.
+        File bytes are yielded as a memoryview of a buffer this method reuses (tag ``D``),
+        or as (slot index, length) (tag ``S``): copy the slot through `lent_slot` before asking
+        for the next message.
 
         Raises:
             WorkerFailed: the worker died, timed out or sent a malformed message.
@@ -208,6 +280,9 @@ class _Worker:
             tag = bytes(raw[:1])
             if tag == _TAG_DATA:
                 yield tag, raw[1:]  # no copy of the file bytes
+                continue
+            if tag == _TAG_SLOT:
+                yield tag, self._slot_message(raw)
                 continue
             body = bytes(raw[1:])
             if tag != _TAG_MSG:
@@ -232,6 +307,32 @@ class _Worker:
                 self._process.join(5)
                 return
 
+    def _slot_message(self, raw: memoryview) -> tuple[int, int]:
+        index, nbytes = raw[1] if len(raw) == 6 else -1, int.from_bytes(raw[2:6], "big")
+        if (self.slots is None or not 0 <= index < _SLOTS or index in self._lent
+                or not 0 < nbytes <= CHUNK):
+            self.kill()
+            raise WorkerFailed(self.image, "sent a malformed message (bad shared-memory slot)")
+        self._lent.add(index)
+        return index, nbytes
+
+    @contextlib.contextmanager
+    def lent_slot(self, index: int, nbytes: int) -> Iterator[memoryview]:
+        """The ``nbytes`` in slot ``index``, to be copied (not hashed) inside the block; then
+        the slot goes back to the worker with the next batch, at the latest before the parent
+        waits for the pipe (so the worker is never left without a slot while the parent waits
+        for it)."""
+        assert self.slots is not None
+        view = self.slots.slot(index)[:nbytes]
+        try:
+            yield view
+        finally:
+            view.release()
+            self._lent.discard(index)
+            self._to_give.append(index)
+            if len(self._to_give) >= _SLOTS // 2:  # in batches: fewer wake-ups of the worker
+                self._give_back()
+
     def _wait(self, start: float, stall_limit: float, time_limit: float | None) -> None:
         """Return once the pipe has something to read (data or end of file), else kill the
         worker and raise."""
@@ -253,28 +354,44 @@ class _Worker:
 
     def _read_exact(self, size: int, start: float, stall_limit: float,
                     time_limit: float | None) -> memoryview:
-        """``size`` bytes of the pipe, read into the reused buffer (the framing is that of
-        `multiprocessing.Connection.send_bytes`, which the worker uses: a signed 4-byte
-        big-endian length, then the message). Read directly instead of by ``recv_bytes``,
-        which allocates and fills a new buffer 64 KiB at a time for every message."""
-        if size > len(self._buffer):
-            self._buffer = bytearray(size)
-        view = memoryview(self._buffer)[:size]
-        got = 0
-        while got < size:
-            self._wait(start, stall_limit, time_limit)
-            try:
-                n = self._pipe.readinto(view[got:])
-            except OSError as exc:
-                self.kill()
-                raise WorkerFailed(self.image, f"sent a malformed message ({exc})") from exc
-            if not n:
-                self._process.join(5)
-                raise WorkerFailed(
-                    self.image, f"{_signal_name(self._process.exitcode)} before finishing "
-                                "(a crash while parsing the image?)")
-            got += n
-        return view
+        """The next ``size`` bytes of the pipe, as a view of the receive buffer that stays
+        valid until the next call (the framing is that of `multiprocessing.Connection`'s
+        ``send_bytes``, which the worker uses: a signed 4-byte big-endian length, then the
+        message). Each read takes whatever the pipe holds, often many messages at once; the
+        process waits (poll, with the stall and time limits) only when the pipe is empty."""
+        buffer = self._buffer
+        if self._rx_end - self._rx_start < size:
+            held = self._rx_end - self._rx_start
+            if size > len(buffer):
+                self._buffer = buffer = buffer[self._rx_start:self._rx_end] + bytearray(size)
+            elif self._rx_start:
+                buffer[:held] = buffer[self._rx_start:self._rx_end]
+            self._rx_start, self._rx_end = 0, held
+            view = memoryview(buffer)
+            while self._rx_end < size:
+                try:
+                    n = self._pipe.readinto(view[self._rx_end:])
+                except OSError as exc:
+                    self.kill()
+                    raise WorkerFailed(self.image, f"sent a malformed message ({exc})") from exc
+                if n is None:  # empty for now: give back the slots copied, then wait
+                    self._give_back()
+                    self._wait(start, stall_limit, time_limit)
+                    continue
+                if not n:
+                    self._process.join(5)
+                    raise WorkerFailed(
+                        self.image, f"{_signal_name(self._process.exitcode)} before finishing "
+                                    "(a crash while parsing the image?)")
+                self._rx_end += n
+        first = self._rx_start
+        self._rx_start += size
+        return memoryview(buffer)[first:first + size]
+
+    def _give_back(self) -> None:
+        if self._to_give and self.slots is not None:
+            self.slots.give_back(bytes(self._to_give))
+            self._to_give.clear()
 
     def kill(self) -> None:
         if self._process.is_alive():
@@ -285,9 +402,13 @@ class _Worker:
         self.kill()
         self._pipe.close()
         self._reader.close()
+        if self.slots is not None:
+            self.slots.close()
+            self.slots = None
 
 
-def _worker_main(conn: Any, entry_name: str, job: Any) -> None:  # noqa: ANN401
+def _worker_main(conn: Any, entry_name: str, job: Any,  # noqa: ANN401
+                 slots: _SharedSlots | None) -> None:
     """The worker process: run one entry point, report a failure as one error message."""
     try:
         import resource
@@ -297,7 +418,10 @@ def _worker_main(conn: Any, entry_name: str, job: Any) -> None:  # noqa: ANN401
         pass
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides; it kills us on Ctrl-C
     faulthandler.disable()  # a crash is reported by the parent in one line, not a C stack dump
-    channel = _Channel(conn)
+    if slots is not None:
+        os.close(slots.free_write)  # the parent's end: a read of EOF means the parent is gone
+        slots.free_write = -1
+    channel = _Channel(conn, slots)
     try:
         globals()[entry_name](channel, job)
     except UsageError as exc:
@@ -341,7 +465,7 @@ def _source_record(info: FileInfo, partition: dict[str, Any] | None) -> dict[str
 
 
 def _copy(channel: _Channel, source: Any, item: PlannedItem, member: bytes,  # noqa: ANN401
-          part: dict[str, Any], buffer: bytearray) -> None:
+          part: dict[str, Any]) -> None:
     assert item.info is not None
     info = item.info
     try:
@@ -354,16 +478,22 @@ def _copy(channel: _Channel, source: Any, item: PlannedItem, member: bytes,  # n
         _entry(channel, item, part, "unreadable", f"{name}: {exc.strerror or exc}")
         return
     channel.msg({"t": "begin", "relpath": _b64(member)})
-    view = memoryview(buffer)  # view[0] is the data tag, the file bytes follow
-    body = view[1:]
+    slots = channel.slots
+    assert slots is not None
     done, error = 0, None
     with stream:
         try:
             while True:
-                n = stream.readinto(body)
+                index = slots.take()
+                try:
+                    n = stream.readinto(slots.slot(index))
+                except BaseException:
+                    slots.keep(index)
+                    raise
                 if not n:
+                    slots.keep(index)
                     break
-                channel.data_frame(view[:1 + n])
+                channel.slot_filled(index, n)
                 done += n
         except OSError as exc:
             error = exc
@@ -424,8 +554,6 @@ def _collect_in_child(channel: _Channel, job: ImageJob) -> None:
             raise UsageError(f"{job.image}: no partition holds a file system sealtrail can "
                              f"read ({reasons})")
     prefixed = layout.vs_type is not None
-    buffer = bytearray(1 + CHUNK)
-    buffer[0] = _TAG_DATA[0]
     collected = 0
     for partition in chosen:
         part = {"index": partition.index, "offset": partition.start_offset,
@@ -463,7 +591,7 @@ def _collect_in_child(channel: _Channel, job: ImageJob) -> None:
                 "outcome": "collected", "reason": reason}})
         for item in plan.items:
             if item.outcome is None:
-                _copy(channel, source, item, prefix + item.relpath, part, buffer)
+                _copy(channel, source, item, prefix + item.relpath, part)
             else:
                 _entry(channel, item, part, item.outcome, item.reason)
     if not collected:
@@ -524,6 +652,7 @@ class _Received:
     partitions: dict[int, dict[str, Any]] = field(default_factory=dict)
     artifacts: list[dict[str, Any]] = field(default_factory=list)
     members: list[dict[str, Any]] = field(default_factory=list)
+    written: list[Future[WrittenMember]] = field(default_factory=list)  # digests, in order
     entries: list[dict[str, Any]] = field(default_factory=list)
     hosts: list[str] = field(default_factory=list)
     oses: list[str] = field(default_factory=list)
@@ -545,6 +674,14 @@ def _receive(worker: _Worker, writer: BundleWriter, got: _Received, stall_limit:
     sink: MemberSink | None = None
     files = nbytes = planned_items = planned_bytes = 0
     for tag, obj in worker.messages(stall_limit, time_limit):
+        if tag == _TAG_SLOT:
+            if sink is None:
+                raise WorkerFailed(worker.image, "sent file bytes outside a member")
+            index, length = obj
+            with worker.lent_slot(index, length) as chunk:
+                sink.write(chunk)  # copied into the bundle's staging buffer, hashed there
+            nbytes += length
+            continue
         if tag == _TAG_DATA:
             if sink is None:
                 raise WorkerFailed(worker.image, "sent file bytes outside a member")
@@ -578,13 +715,13 @@ def _receive(worker: _Worker, writer: BundleWriter, got: _Received, stall_limit:
             elif kind == "end":
                 if sink is None:
                     raise ValueError("a member ended that never began")
-                written = sink.close()
+                written = sink.close_later()  # the digest is filled in by `_digests_in`
                 sink = None
                 record = dict(obj["record"])
                 if not isinstance(record.get("source"), dict):
                     raise ValueError("member record without a source")
-                got.members.append({**record, "name": written.name, "sha256": written.sha256,
-                                    "size": written.size})
+                got.members.append(record)
+                got.written.append(written)
                 files += 1
             elif kind == "entry":
                 record = dict(obj["record"])
@@ -602,6 +739,15 @@ def _receive(worker: _Worker, writer: BundleWriter, got: _Received, stall_limit:
             progress(files, nbytes)
     if sink is not None:
         raise WorkerFailed(worker.image, "finished in the middle of a member")
+    _digests_in(got)
+
+
+def _digests_in(got: _Received) -> None:
+    """Put each member's name, SHA-256 and size (computed by the writer) into its record."""
+    for record, pending in zip(got.members, got.written, strict=True):
+        written = pending.result()
+        record.update(name=written.name, sha256=written.sha256, size=written.size)
+    got.written.clear()
 
 
 def run_image_collection(
@@ -648,7 +794,7 @@ def run_image_collection(
     writer: BundleWriter | None = None
     got = _Received()
     try:
-        worker = _Worker(image_path, "_collect_in_child", job)
+        worker = _Worker(image_path, "_collect_in_child", job, shared_slots=True)
         writer = BundleWriter(case.bundles_dir, bundle_id)
         _receive(worker, writer, got, stall_limit, time_limit, progress, on_planned)
         worker.close()

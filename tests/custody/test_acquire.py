@@ -19,7 +19,7 @@ from click.testing import CliRunner
 
 from sealtrail.cli.acquire import command as acquire_command
 from sealtrail.collectors.images import ImageError
-from sealtrail.custody import acquire, bundle_writer
+from sealtrail.custody import acquire, bundle_writer, direct_file
 from sealtrail.custody.acquire import CHUNK, AcquisitionResult, acquire_image
 from sealtrail.custody.bundle_reader import BundleFile, open_manifest
 from sealtrail.custody.case import Case, declared_keys
@@ -289,11 +289,19 @@ needs_sync_file_range = pytest.mark.skipif(bundle_writer._sync_file_range is Non
                                            reason="no sync_file_range (Linux only)")
 
 
+@pytest.fixture
+def page_cache_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The path taken where O_DIRECT is refused: blocks of one CHUNK through the page cache."""
+    monkeypatch.setattr(direct_file, "USE_DIRECT_IO", False)
+    monkeypatch.setattr(direct_file, "STAGE", CHUNK)
+    monkeypatch.setattr(bundle_writer, "WRITEBACK_STEP", CHUNK)  # a request per chunk
+
+
 @needs_sync_file_range
+@pytest.mark.usefixtures("page_cache_path")
 def test_writeback_ranges_cover_the_member_and_the_bundle_stays_a_standard_zip(
     case: Case, keyring: Keyring, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(bundle_writer, "WRITEBACK_STEP", CHUNK)  # a request per chunk
     real = bundle_writer._sync_file_range
     calls: list[tuple[int, int, int]] = []
 
@@ -307,10 +315,10 @@ def test_writeback_ranges_cover_the_member_and_the_bundle_stays_a_standard_zip(
     assert result.hashes["sha256"] == sha256_file(image)
     started = [(o, n) for o, n, f in calls if f == 2]  # SYNC_FILE_RANGE_WRITE
     waited = [(o, n) for o, n, f in calls if f == 7]  # WAIT_BEFORE | WRITE | WAIT_AFTER
-    assert len(started) == 5 and len(waited) == 4
+    assert len(started) >= 4 and len(waited) == len(started) - 1
     assert started[0][0] == 0 and all(  # back to back, each waited for one step later
         a[0] + a[1] == b[0] for a, b in zip(started, started[1:], strict=False))
-    assert waited == started[:4]
+    assert waited == started[:-1]
     assert started[-1][0] + started[-1][1] >= 5 * CHUNK
     with zipfile.ZipFile(result.bundle_path) as bundle:
         assert bundle.testzip() is None
@@ -320,10 +328,10 @@ def test_writeback_ranges_cover_the_member_and_the_bundle_stays_a_standard_zip(
         subprocess.run(["unzip", "-tq", result.bundle_path], check=True, capture_output=True)
 
 
+@pytest.mark.usefixtures("page_cache_path")
 def test_io_error_seen_by_writeback_fails_the_acquisition(
     case: Case, keyring: Keyring, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(bundle_writer, "WRITEBACK_STEP", CHUNK)
 
     def failing(fd: int, offset: int, nbytes: int, flags: int) -> int:
         ctypes.set_errno(errno.EIO)
@@ -337,10 +345,10 @@ def test_io_error_seen_by_writeback_fails_the_acquisition(
     assert not list(case.bundles_dir.glob("*.stb"))
 
 
+@pytest.mark.usefixtures("page_cache_path")
 def test_file_system_without_writeback_falls_back_to_the_seal_fsync(
     case: Case, keyring: Keyring, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(bundle_writer, "WRITEBACK_STEP", CHUNK)
     calls = []
 
     def unsupported(fd: int, offset: int, nbytes: int, flags: int) -> int:

@@ -1,0 +1,246 @@
+"""The bundle file: appended through staging buffers and written to disk with ``O_DIRECT``.
+
+Why: a bundle is written once and read again much later, so passing its bytes through the page
+cache only costs a copy per byte, kernel write-back work and, for a large image, gigabytes of
+dirty pages. ``O_DIRECT`` hands a staging buffer to the disk as it is; and the staged bytes are
+the writer's private copy, so the CRC-32 and SHA-256 are computed over exactly the bytes that
+go to disk (bench/bench_acquire.py and bench/bench_images.py measure the difference;
+docs/benchmarks.md has the figures).
+
+Invariants:
+- The file's content is every `append` in order, with `patch` applied to bytes already
+  appended (the ZIP writer patches a member's local header once its size and CRC are known).
+- There are two staging buffers of ``STAGE`` bytes. A full one is written to disk at a
+  ``STAGE``-aligned offset, exactly once, on a helper thread (``O_DIRECT``) while the other
+  fills. ``on_disk`` counts the bytes handed to disk; from ``on_disk`` to ``end`` they are
+  staged.
+- A buffer is filled again only after (a) its disk write returned and (b) every future given
+  to `hold` while it held appended bytes is done (waited for at the first byte appended into
+  it again): readers of the views `append` returned (the
+  hash thread) can never see them change.
+- A patch of a range still staged changes the staging buffer; a patch of a range already
+  handed to disk waits for the write in flight, then goes through a second, ordinary
+  descriptor (``pwrite``). The tail (the last, partial block) is written the same ordinary way
+  by `finish`, which then fsyncs: only after `finish` returns is the content durable.
+- Where ``O_DIRECT`` is refused (tmpfs, some FUSE file systems; ``EINVAL`` at open or at the
+  first write) the same blocks go through the ordinary descriptor instead; the content is
+  the same, only the path to the disk differs (``direct`` says which).
+- An I/O error is raised by the call that met it or, for a write on the helper thread, by the
+  next call that waits for it (the next full block, a patch, `finish`); nothing is retried.
+"""
+
+from __future__ import annotations
+
+import errno
+import mmap
+import os
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any
+
+__all__ = ["STAGE", "StagedFile"]
+
+#: Staging buffer size, and the unit (and alignment) of every write to disk. A multiple of
+#: every logical block size O_DIRECT can require.
+STAGE = 8 << 20
+#: Whether to try O_DIRECT at all (tests switch it off to exercise the ordinary path).
+USE_DIRECT_IO = hasattr(os, "O_DIRECT")
+
+
+class StagedFile:
+    """A new file (created with ``O_EXCL``), written as the module docstring says."""
+
+    def __init__(self, path: os.PathLike[str] | str, mode: int = 0o644) -> None:
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
+        self._plain = os.open(path, flags, mode)  # OSError if it exists: the caller's error
+        self._direct = -1
+        if USE_DIRECT_IO:
+            try:
+                self._direct = os.open(path, os.O_WRONLY | os.O_CLOEXEC | os.O_DIRECT)
+            except OSError as exc:
+                if exc.errno != errno.EINVAL:
+                    os.close(self._plain)
+                    raise
+        self._stage_size = STAGE
+        self._buffers = [mmap.mmap(-1, STAGE) for _ in range(2)]  # page-aligned, for O_DIRECT
+        self._views = [memoryview(b) for b in self._buffers]
+        self._current = 0  # the buffer being filled
+        self._fill = 0  # bytes staged in it
+        self._held: list[Future[Any] | None] = [None, None]  # readers to wait for, per buffer
+        self._touched: tuple[int, ...] = ()  # buffers the last append wrote into
+        self._writer: ThreadPoolExecutor | None = None
+        self._pending: tuple[Future[None], memoryview, int] | None = None  # write in flight
+        self.on_disk = 0  # bytes handed to disk (a multiple of the stage size until finish)
+        self._finished = False
+        self.closed = False
+
+    @property
+    def direct(self) -> bool:
+        """Whether full blocks currently go to disk with O_DIRECT."""
+        return self._direct >= 0
+
+    @property
+    def end(self) -> int:
+        """The file's length so far (what has been appended)."""
+        return self.on_disk + self._fill
+
+    @property
+    def max_append(self) -> int:
+        """The most bytes one `append` takes (so that its views stay valid until held)."""
+        return self._stage_size
+
+    def fileno(self) -> int:
+        return self._plain
+
+    def append(self, data: bytes | bytearray | memoryview) -> list[memoryview]:
+        """Copy ``data`` to the end of the file; returns views of the staged copy (one, or two
+        when it crosses a buffer boundary), valid until the buffer is filled again: pass a
+        future to `hold` to keep them valid until it is done."""
+        if self._finished:
+            raise ValueError("append to a finished StagedFile")
+        view = memoryview(data).cast("B")
+        if len(view) > self._stage_size:
+            raise ValueError(f"append of {len(view)} bytes: at most {self._stage_size} at once")
+        staged: list[memoryview] = []
+        touched = [self._current]
+        done = 0
+        while done < len(view):
+            if self._fill == 0:
+                self._wait_readers(self._current)
+            take = min(len(view) - done, self._stage_size - self._fill)
+            target = self._views[self._current][self._fill:self._fill + take]
+            target[:] = view[done:done + take]
+            staged.append(target)
+            self._fill += take
+            done += take
+            if self._fill == self._stage_size:
+                self._write_block()
+                if done < len(view):
+                    touched.append(self._current)
+        self._touched = tuple(touched)
+        return staged
+
+    def fill(self, readinto: Callable[[memoryview], int], limit: int) -> list[memoryview]:
+        """Let ``readinto`` write up to ``limit`` bytes straight into the staging buffer at the
+        end of the file (no copy: e.g. ``os.readv`` from a source); the bytes it reports are
+        appended. Returns views of them, as `append` does (at most one: a fill stops at the
+        end of a buffer, so it may take fewer than ``limit`` bytes even when more are there).
+
+        Raises:
+            ValueError: ``readinto`` reported a count outside 0..the room it was given.
+        """
+        if self._finished:
+            raise ValueError("append to a finished StagedFile")
+        if self._fill == 0:
+            self._wait_readers(self._current)
+        start = self._fill
+        room = min(limit, self._stage_size - start)
+        target = self._views[self._current][start:start + room]
+        n = readinto(target)
+        if not 0 <= n <= room:
+            raise ValueError(f"fill reported {n} bytes for a room of {room}")
+        self._touched = (self._current,)
+        self._fill += n
+        if self._fill == self._stage_size:
+            self._write_block()
+        return [target[:n]] if n else []
+
+    def hold(self, reader: Future[Any]) -> None:
+        """Keep the buffers the last `append` wrote into from being filled again until
+        ``reader`` is done (futures given in order: a later one is done after an earlier)."""
+        for index in self._touched:
+            self._held[index] = reader
+
+    def patch(self, offset: int, data: bytes) -> None:
+        """Overwrite ``data`` at ``offset``, all of it inside what was appended."""
+        end = self.end
+        if not 0 <= offset <= offset + len(data) <= end:
+            raise ValueError(f"patch of {offset}..{offset + len(data)} outside 0..{end}")
+        view = memoryview(data)
+        on_disk = min(len(view), max(0, self.on_disk - offset))
+        if on_disk:
+            self._settle()  # the block may still be in flight: never overtake its write
+            _pwrite_all(self._plain, view[:on_disk], offset)
+        if on_disk < len(view):
+            start = offset + on_disk - self.on_disk
+            self._views[self._current][start:start + len(view) - on_disk] = view[on_disk:]
+
+    def _write_block(self) -> None:
+        """Hand the full buffer to the disk and make the other one current (once free)."""
+        block = self._views[self._current]
+        self._settle()  # the other buffer's write returned
+        if self._direct >= 0:
+            if self._writer is None:
+                self._writer = ThreadPoolExecutor(1, thread_name_prefix="sealtrail-write")
+            future = self._writer.submit(_pwrite_all, self._direct, block, self.on_disk)
+            self._pending = (future, block, self.on_disk)
+        else:
+            _pwrite_all(self._plain, block, self.on_disk)
+        self.on_disk += self._stage_size
+        self._current ^= 1
+        self._fill = 0
+
+    def _wait_readers(self, index: int) -> None:
+        """Before buffer ``index`` is filled again: nobody still reads what it held."""
+        reader, self._held[index] = self._held[index], None
+        if reader is not None:
+            reader.result()
+
+    def _settle(self) -> None:
+        """Wait for the block write in flight; raise its error (``EINVAL`` on the first: retry
+        it, and all later blocks, through the ordinary descriptor)."""
+        if self._pending is None:
+            return
+        future, block, offset = self._pending
+        self._pending = None
+        try:
+            future.result()
+        except OSError as exc:
+            if exc.errno != errno.EINVAL or offset:
+                raise
+            os.close(self._direct)  # accepted at open, refused at write: ordinary path
+            self._direct = -1
+            _pwrite_all(self._plain, block, offset)
+
+    def write_tail(self) -> None:
+        """Write the staged tail through the ordinary descriptor (no fsync); no more appends."""
+        if not self._finished:
+            self._finished = True
+            self._settle()
+            if self._fill:
+                _pwrite_all(self._plain, self._views[self._current][:self._fill], self.on_disk)
+
+    def finish(self) -> None:
+        """Write the tail and fsync: when this returns, the whole content is durable."""
+        self.write_tail()
+        os.fsync(self._plain)
+
+    def close(self) -> None:
+        """Release descriptors and buffers; `finish` (or `write_tail`) first keeps the tail."""
+        if self.closed:
+            return
+        self.closed = True
+        if self._writer is not None:
+            self._writer.shutdown()  # a write in flight finishes (its error is not raised here)
+        self._pending = None
+        self._held = [None, None]
+        for view, buffer in zip(self._views, self._buffers, strict=True):
+            view.release()
+            try:
+                buffer.close()
+            except BufferError:
+                pass  # a view is still referenced somewhere: unmapped when it is collected
+        for fd in (self._direct, self._plain):
+            if fd >= 0:
+                os.close(fd)
+        self._direct = self._plain = -1
+
+
+def _pwrite_all(fd: int, view: memoryview, offset: int) -> None:
+    """Write all of ``view`` at ``offset``; a short write continues where it stopped."""
+    done = 0
+    while done < len(view):
+        n = os.pwrite(fd, view[done:], offset + done)
+        if n <= 0:
+            raise OSError(errno.EIO, f"write returned {n}")
+        done += n
