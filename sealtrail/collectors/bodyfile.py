@@ -21,6 +21,7 @@ from __future__ import annotations
 import stat
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 from sealtrail.collectors.source import FileInfo, join_relpath
@@ -39,6 +40,7 @@ __all__ = [
 BODYFILE_ARTIFACT = "SealtrailBodyfile"
 MAX_DEPTH = 64
 
+_NS = 1_000_000_000
 _TYPE_CHARS = {
     "file": "r", "dir": "d", "symlink": "l", "fifo": "p", "socket": "s", "chardev": "c",
     "blockdev": "b",
@@ -57,14 +59,12 @@ def bodyfile_member_path(partition: int | None) -> bytes:
     return b"$sealtrail/bodyfile" + suffix + b".body"
 
 
-def _mode_text(info: FileInfo) -> str:
-    char = _TYPE_CHARS.get(info.kind, "-")
-    perms = stat.filemode(info.mode)[1:] if info.mode else "---------"
-    return f"{char}/{char}{perms}"
-
-
-def _seconds(ns: int | None) -> int:
-    return 0 if not ns or ns < 0 else ns // 1_000_000_000
+@lru_cache(maxsize=4096)
+def _mode_text(kind: str, mode: int) -> bytes:
+    """TSK's mode column, e.g. ``r/rrw-r--r--`` (cached: a file system has few distinct)."""
+    char = _TYPE_CHARS.get(kind, "-")
+    perms = stat.filemode(mode)[1:] if mode else "---------"
+    return f"{char}/{char}{perms}".encode()
 
 
 def bodyfile_line(info: FileInfo) -> bytes:
@@ -75,11 +75,13 @@ def bodyfile_line(info: FileInfo) -> bytes:
     if info.deleted:
         name += b" (deleted)"
     name = name.replace(b"\n", b"\\n").replace(b"\r", b"\\r")
-    # One formatting operation per line (the walk writes one line per entry).
+    atime, mtime, ctime, crtime = info.atime_ns, info.mtime_ns, info.ctime_ns, info.birthtime_ns
+    # One formatting operation per line (the walk writes one line per entry); times in whole
+    # seconds, 0 for unset or negative.
     return b"0|%s|%d|%s|%d|%d|%d|%d|%d|%d|%d\n" % (
-        name, info.inode, _mode_text(info).encode(), info.uid, info.gid, info.size,
-        _seconds(info.atime_ns), _seconds(info.mtime_ns), _seconds(info.ctime_ns),
-        _seconds(info.birthtime_ns),
+        name, info.inode, _mode_text(info.kind, info.mode), info.uid, info.gid, info.size,
+        atime // _NS if atime and atime > 0 else 0, mtime // _NS if mtime and mtime > 0 else 0,
+        ctime // _NS if ctime and ctime > 0 else 0, crtime // _NS if crtime and crtime > 0 else 0,
     )
 
 

@@ -34,7 +34,7 @@ import struct
 from typing import Any
 
 from sealtrail.collectors.images import ImageError, ImageHandle
-from sealtrail.collectors.source import FileInfo, SourceQueries, SwappedFile, join_relpath
+from sealtrail.collectors.source import FileInfo, SourceQueries, SwappedFile
 from sealtrail.collectors.streams import WindowStream
 from sealtrail.collectors.tsk import Partition, open_fs, open_img, tsk
 from sealtrail.errors import UsageError
@@ -162,6 +162,8 @@ class ImageSource(SourceQueries):
                 f"({partition.fs_error or exc})"
             ) from exc
         self.fs_type = partition.fs_type
+        self._index = partition.index  # read once per directory entry: kept at hand
+        self._ntfs = self.fs_type == "ntfs"
         self.case_insensitive = partition.fs_type in CASE_INSENSITIVE_FS
         self.root = f"{handle.path} partition {partition.index}"
         self.is_live = False
@@ -217,9 +219,8 @@ class ImageSource(SourceQueries):
                 int(meta.mtime) * _NS + int(meta.mtime_nano or 0),
                 int(meta.ctime) * _NS + int(meta.ctime_nano or 0),
                 int(crtime) * _NS + int(meta.crtime_nano or 0) if crtime else None,
-                link or None, bool(int(meta.flags) & _META_ALLOC), deleted,
-                self.partition.index,
-                _fn_times(file) if self.fs_type == "ntfs" else None,
+                link or None, bool(int(meta.flags) & _META_ALLOC), deleted, self._index,
+                _fn_times(file) if self._ntfs else None,
             )
         name = file.info.name
         kind, type_bits = _NAME_KINDS.get(int(name.type), ("other", 0))
@@ -256,6 +257,8 @@ class ImageSource(SourceQueries):
             raise OSError(errno.EIO, f"cannot list: {exc}", _show(relpath)) from exc
         found: dict[bytes, FileInfo] = {}
         base = b"/".join(parts)
+        prefix = base + b"/" if base else b""
+        info = self._info
         try:
             for file in directory:
                 name = file.info.name
@@ -269,7 +272,7 @@ class ImageSource(SourceQueries):
                 previous = found.get(clean)
                 if previous is not None and (deleted or not previous.deleted):
                     continue  # a live name wins over a deleted one; first of equals wins
-                found[clean] = self._info(join_relpath(base, clean), file, deleted)
+                found[clean] = info(prefix + clean, file, deleted)
         except Exception as exc:  # noqa: BLE001 - a damaged folder: what was read is kept
             if not found:
                 raise OSError(errno.EIO, f"cannot list: {exc}", _show(relpath)) from exc
