@@ -85,6 +85,7 @@ def _safe_name(name: bytes) -> bytes:
 
 
 _NS = 1_000_000_000
+_new_tuple = tuple.__new__
 
 
 def _ns(seconds: int, nano: int) -> int:
@@ -211,8 +212,9 @@ class ImageSource(SourceQueries):
             if isinstance(link, str):
                 link = link.encode("utf-8", "surrogateescape")
             crtime = meta.crtime
-            # Positional, in FileInfo's field order: this runs once per directory entry.
-            return FileInfo(
+            # One tuple in FileInfo's field order, built without NamedTuple's Python-level
+            # __new__: this runs once per directory entry.
+            return _new_tuple(FileInfo, (
                 relpath, kind, type_bits | (int(meta.mode) & 0o7777), max(0, int(meta.size)),
                 int(meta.uid), int(meta.gid), int(meta.addr), 0, int(meta.nlink),
                 int(meta.atime) * _NS + int(meta.atime_nano or 0),
@@ -221,7 +223,7 @@ class ImageSource(SourceQueries):
                 int(crtime) * _NS + int(meta.crtime_nano or 0) if crtime else None,
                 link or None, bool(int(meta.flags) & _META_ALLOC), deleted, self._index,
                 _fn_times(file) if self._ntfs else None,
-            )
+            ))
         name = file.info.name
         kind, type_bits = _NAME_KINDS.get(int(name.type), ("other", 0))
         return FileInfo(

@@ -1,6 +1,6 @@
 """CRC-32 (the ZIP checksum) with ISA-L where it is installed.
 
-``isal`` (python-isal, Intel ISA-L) computes the same CRC-32 as ``zlib.crc32`` about ten times
+``isal`` (python-isal, Intel ISA-L) computes the same CRC-32 as ``zlib.crc32`` several times
 faster on this machine (bench/bench_acquire.py prints both rates), which matters because every
 byte of a bundle passes through it. The only module that imports ``isal``.
 """

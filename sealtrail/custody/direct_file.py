@@ -10,6 +10,8 @@ docs/benchmarks.md has the figures).
 Invariants:
 - The file's content is every `append` in order, with `patch` applied to bytes already
   appended (the ZIP writer patches a member's local header once its size and CRC are known).
+  Blocks are handed to disk in order and each waits for the one before, so only the block in
+  flight can still be overtaken by a patch.
 - There are two staging buffers of ``STAGE`` bytes. A full one is written to disk at a
   ``STAGE``-aligned offset, exactly once, on a helper thread (``O_DIRECT``) while the other
   fills. ``on_disk`` counts the bytes handed to disk; from ``on_disk`` to ``end`` they are
@@ -159,7 +161,8 @@ class StagedFile:
         view = memoryview(data)
         on_disk = min(len(view), max(0, self.on_disk - offset))
         if on_disk:
-            self._settle()  # the block may still be in flight: never overtake its write
+            if self._pending is not None and offset + on_disk > self._pending[2]:
+                self._settle()  # the block in flight holds these bytes: never overtake it
             _pwrite_all(self._plain, view[:on_disk], offset)
         if on_disk < len(view):
             start = offset + on_disk - self.on_disk
