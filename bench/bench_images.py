@@ -67,13 +67,19 @@ if mode == "files":
 else:  # bodyfile only: a glob that matches nothing
     job = ImageJob(image=image, paths=("no-such-bench-path",), bodyfile=True)
 requested = image_requested((), job.paths, None, None, job)
+def cpu(who):
+    usage = resource.getrusage(who)
+    return usage.ru_utime + usage.ru_stime
+cpu_self, cpu_children = cpu(resource.RUSAGE_SELF), cpu(resource.RUSAGE_CHILDREN)
 t = time.perf_counter()
 result = run_image_collection(case, key, job, requested=requested)
 seconds = time.perf_counter() - t
 own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 worker = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
 print(json.dumps({"seconds": seconds, "bytes": result.bytes, "members": result.members,
-                  "outcomes": result.outcomes, "rss_kib": own, "worker_rss_kib": worker}))
+                  "outcomes": result.outcomes, "rss_kib": own, "worker_rss_kib": worker,
+                  "cpu_parent": cpu(resource.RUSAGE_SELF) - cpu_self,
+                  "cpu_worker": cpu(resource.RUSAGE_CHILDREN) - cpu_children}))
 """
 
 CHILD_WALK = r"""
@@ -330,7 +336,7 @@ def median(values: list[float]) -> float:
 
 
 def extraction(args: argparse.Namespace, folder: Path, image: Path, nbytes: int) -> None:
-    ref_s, ours_s, floor_s, rss, worker_rss = [], [], [], [], []
+    ref_s, ours_s, floor_s, rss, worker_rss, cpu_s = [], [], [], [], [], []
     for run in range(1, args.runs + 1):
         os.sync()
         seconds, read = reference_hash(folder)
@@ -344,10 +350,13 @@ def extraction(args: argparse.Namespace, folder: Path, image: Path, nbytes: int)
         ours_s.append(got["seconds"])
         rss.append(got["rss_kib"])
         worker_rss.append(got["worker_rss_kib"])
+        cpu_s.append(got["cpu_parent"] + got["cpu_worker"])
         print(f"  run {run}: reference {seconds:.2f} s, copy floor {floor_s[-1]:.2f} s, "
               f"sealtrail {got['seconds']:.2f} s ({got['members']} members, outcomes "
               f"{got['outcomes']}, peak RSS "
-              f"{got['rss_kib'] / 1024:.0f} MiB + worker {got['worker_rss_kib'] / 1024:.0f} MiB)")
+              f"{got['rss_kib'] / 1024:.0f} MiB + worker {got['worker_rss_kib'] / 1024:.0f} MiB, "
+              f"CPU {got['cpu_parent']:.2f} s parent (all threads) + {got['cpu_worker']:.2f} s "
+              "worker)")
     ref_rate = nbytes / median(ref_s) / 1e6
     our_rate = nbytes / median(ours_s) / 1e6
     print()
@@ -360,6 +369,10 @@ def extraction(args: argparse.Namespace, folder: Path, image: Path, nbytes: int)
           f"{our_rate:7.0f}")
     print(f"  ratio sealtrail/reference: {our_rate / ref_rate:.2f} (target >= 0.80); "
           f"sealtrail/copy floor: {our_rate / floor_rate:.2f}")
+    busy = median(cpu_s)
+    print(f"  sealtrail CPU (parent + worker, median): {busy:.2f} s; on {os.cpu_count()} cores "
+          f"no run could take under {busy / (os.cpu_count() or 1):.2f} s, a ratio of at most "
+          f"{median(ref_s) / (busy / (os.cpu_count() or 1)):.2f}")
     print(f"  peak RSS: collecting process {max(rss) / 1024:.0f} MiB, image worker "
           f"{max(worker_rss) / 1024:.0f} MiB (max of {args.runs} runs; largest file "
           f"{max(s for _, s, _ in plan_files(args.size_mb * 1_000_000)) / 1e6:.0f} MB)")
