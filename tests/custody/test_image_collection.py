@@ -252,6 +252,22 @@ def _bad_message(channel, job):
     channel.data(b"bytes outside any member")
 
 
+def _slot_outside_member(channel, job):
+    index = channel.slots.take()
+    channel.slots.slot(index)[:5] = b"bytes"
+    channel.slot_filled(index, 5)
+
+
+def _bad_slot(channel, job):
+    channel.msg({"t": "begin", "relpath": "ZmlsZQ=="})  # base64 of "file"
+    channel.slot_filled(200, 5)
+
+
+def _oversized_slot(channel, job):
+    channel.msg({"t": "begin", "relpath": "ZmlsZQ=="})
+    channel.slot_filled(channel.slots.take(), 1 << 30)
+
+
 def test_a_hanging_worker_is_killed_after_the_limit(case, keyring, monkeypatch):
     monkeypatch.setattr(image_collection, "_collect_in_child", _hang)
     job = ImageJob(image=str(upstream_path("disk/ext2.raw")))
@@ -284,12 +300,19 @@ def test_a_crashing_worker_is_reported_with_its_signal(case, keyring, monkeypatc
     assert not list(case.bundles_dir.glob("*.stb"))
 
 
-def test_a_worker_breaking_the_protocol_is_stopped(case, keyring, monkeypatch):
-    monkeypatch.setattr(image_collection, "_collect_in_child", _bad_message)
+@pytest.mark.parametrize(("worker", "reason"), [
+    (_bad_message, "sent file bytes outside a member"),
+    (_slot_outside_member, "sent file bytes outside a member"),
+    (_bad_slot, "bad shared-memory slot"),
+    (_oversized_slot, "bad shared-memory slot"),
+])
+def test_a_worker_breaking_the_protocol_is_stopped(case, keyring, monkeypatch, worker, reason):
+    monkeypatch.setattr(image_collection, "_collect_in_child", worker)
     job = ImageJob(image=str(upstream_path("disk/ext2.raw")))
-    with pytest.raises(WorkerFailed, match="sent file bytes outside a member"):
+    with pytest.raises(WorkerFailed, match=reason):
         run_image_collection(case, keyring.alice.key, job, requested={})
     assert actions(case)[-1] == "collection_failed"
+    assert not list(case.bundles_dir.glob("*.stb"))
 
 
 # -- project fixtures: the same host as a folder and as an ext4 image ------------------------
