@@ -72,6 +72,11 @@ _NAME_UNALLOC = int(tsk.TSK_FS_NAME_FLAG_UNALLOC)
 _META_ALLOC = int(tsk.TSK_FS_META_FLAG_ALLOC)
 _VIRT_DIR = int(tsk.TSK_FS_NAME_TYPE_VIRT_DIR)
 _FNAME = int(tsk.TSK_FS_ATTR_TYPE_NTFS_FNAME)
+_DATA_TYPES = (int(tsk.TSK_FS_ATTR_TYPE_DEFAULT), int(tsk.TSK_FS_ATTR_TYPE_NTFS_DATA))
+_ATTR_NONRES = int(tsk.TSK_FS_ATTR_NONRES)
+_ATTR_NOT_PLAIN = int(tsk.TSK_FS_ATTR_COMP) | int(tsk.TSK_FS_ATTR_ENC) | int(tsk.TSK_FS_ATTR_SPARSE)
+#: A file in more pieces than this is read through TSK (its run list would be a large message).
+MAX_RUNS = 100_000
 _NTFS_EPOCH_DELTA = 116_444_736_000_000_000  # 100 ns ticks from 1601-01-01 to 1970-01-01
 
 
@@ -86,6 +91,22 @@ def _safe_name(name: bytes) -> bytes:
 
 _NS = 1_000_000_000
 _new_tuple = tuple.__new__
+
+
+def _trimmed(runs: list[tuple[int, int]], size: int,
+             media_size: int) -> list[tuple[int, int]] | None:
+    """``runs`` cut to ``size`` bytes; None if they hold fewer or reach past the media."""
+    out: list[tuple[int, int]] = []
+    left = size
+    for start, length in runs:
+        if not left:
+            break
+        take = min(length, left)
+        if start < 0 or start + take > media_size:
+            return None
+        out.append((start, take))
+        left -= take
+    return out if not left else None
 
 
 def _ns(seconds: int, nano: int) -> int:
@@ -333,6 +354,48 @@ class ImageSource(SourceQueries):
         if meta is None or _META_KINDS.get(int(meta.type), ("other",))[0] != "file":
             raise SwappedFile(relpath, "its metadata entry is not a regular file")
         return TskReader(file, max(0, int(meta.size)), relpath)
+
+    def data_runs(self, expected: FileInfo) -> list[tuple[int, int]] | None:
+        """Where a regular file's bytes lie in the image file: (offset, length) ranges in
+        file order covering exactly its size, so that reading them from the image gives what
+        TSK would read. None whenever that cannot be promised, and the file is read through
+        TSK instead: the image is not one raw file or device; the data is resident (in the
+        MFT), compressed, encrypted or sparse; a run is a filler or out of order; the runs do
+        not cover the size or reach past the end of the image; more than `MAX_RUNS` pieces.
+        """
+        if self.handle.format not in ("raw", "blockdev"):
+            return None
+        try:
+            file = self._fs.open_meta(inode=expected.inode)
+            meta = file.info.meta
+            if meta is None or _META_KINDS.get(int(meta.type), ("other",))[0] != "file":
+                return None
+            size = max(0, int(meta.size))
+            if size != expected.size:
+                return None
+            attrs = [a for a in file
+                     if int(a.info.type) in _DATA_TYPES and not a.info.name]
+            if len(attrs) != 1:
+                return None
+            flags = int(attrs[0].info.flags)
+            if not flags & _ATTR_NONRES or flags & _ATTR_NOT_PLAIN:
+                return None
+            block = int(self._fs.info.block_size)
+            base = self.partition.start_offset
+            runs: list[tuple[int, int]] = []
+            covered = 0  # file blocks so far
+            for run in attrs[0]:
+                if int(run.flags) != 0 or int(run.offset) != covered or len(runs) > MAX_RUNS:
+                    return None
+                start, length = base + int(run.addr) * block, int(run.len) * block
+                covered += int(run.len)
+                if runs and runs[-1][0] + runs[-1][1] == start:
+                    runs[-1] = (runs[-1][0], runs[-1][1] + length)
+                else:
+                    runs.append((start, length))
+        except Exception:  # noqa: BLE001 - anything odd: TSK reads it, and reports it
+            return None
+        return _trimmed(runs, size, self.handle.size)
 
     def walk(self, relpath: bytes = b"") -> Any:
         """Every entry below ``relpath``, depth first (sorted), each folder inode entered

@@ -11,7 +11,10 @@ it, or (at worst) corrupt its memory. So the parent never parses the image. It:
    (`_SharedSlots`): the worker reads a chunk into a free slot and names the slot in a
    message; the parent copies the slot into the bundle's staging buffer, gives the slot back,
    and hashes and writes its own copy (`BundleWriter`), so the worker can never change bytes
-   the parent is hashing. Member digests never come from the worker;
+   the parent is hashing. For a raw image the worker may instead describe a file as byte
+   ranges of the image file (``runs``: plain, non-resident, uncompressed data, see
+   `ImageSource.data_runs`); the parent then reads those ranges itself, read-only, straight
+   into the staging buffer (`_ImageRanges`). Member digests never come from the worker;
 4. builds the manifest, signs it with the key the worker never sees, seals the bundle and
    appends ``bundle_sealed``.
 
@@ -468,6 +471,14 @@ def _copy(channel: _Channel, source: Any, item: PlannedItem, member: bytes,  # n
           part: dict[str, Any]) -> None:
     assert item.info is not None
     info = item.info
+    runs = source.data_runs(info)
+    if runs is not None:  # the parent reads these ranges of the image itself
+        channel.msg({"t": "begin", "relpath": _b64(member)})
+        channel.msg({"t": "runs", "runs": runs})
+        channel.msg({"t": "end", "record": {
+            "artifacts": list(item.artifacts), "source": _source_record(info, part),
+            "outcome": "collected", "reason": ""}})
+        return
     try:
         stream = source.open_regular(item.relpath, info)
     except SwappedFile as exc:
@@ -668,11 +679,76 @@ class _Host:
         return self._name
 
 
+class _ImageRanges:
+    """The parent's read-only access to a raw image file, for members the worker describes as
+    byte ranges (`ImageSource.data_runs`): the parent reads them itself, straight into the
+    bundle's staging buffer, so no file byte passes through the worker or is copied in Python.
+
+    The parent still parses nothing: it reads the ranges it is given, checked to lie inside
+    the image file, and hashes what it read. Opened at the first ranges message.
+    """
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._fd = -1
+        self._size = 0
+
+    def _open(self) -> None:
+        flags = os.O_RDONLY | os.O_CLOEXEC
+        try:
+            self._fd = os.open(self.path, flags | getattr(os, "O_NOATIME", 0))
+        except PermissionError:
+            self._fd = os.open(self.path, flags)  # O_NOATIME needs ownership
+        self._size = os.lseek(self._fd, 0, os.SEEK_END)
+
+    def copy_runs(self, runs: Any, sink: MemberSink) -> tuple[int, str]:  # noqa: ANN401
+        """Read each (offset, length) range into ``sink``; returns (bytes copied, why they
+        are fewer than asked, or "").
+
+        Raises:
+            ValueError: a malformed list, or a range outside the image file.
+        """
+        if self._fd < 0:
+            self._open()
+        ranges = [(int(start), int(length)) for start, length in runs]
+        for start, length in ranges:
+            if start < 0 or length <= 0 or start + length > self._size:
+                raise ValueError(f"range {start}+{length} outside the image "
+                                 f"({self._size} bytes)")
+        wanted = sum(length for _, length in ranges)
+        done = 0
+        fd = self._fd
+        for start, length in ranges:
+            offset, end = start, start + length
+            while offset < end:
+                def read(view: memoryview, at: int = offset) -> int:
+                    return os.preadv(fd, [view], at)
+                try:
+                    staged = sink.fill(read, min(CHUNK, end - offset))
+                except OSError as exc:
+                    name = errno.errorcode.get(exc.errno or 0, "EIO")
+                    return done, (f"{name} after {done} of {wanted} bytes "
+                                  f"({exc.strerror or exc}); the bytes read are kept")
+                got = sum(len(part) for part in staged)
+                if not got:
+                    return done, (f"short read after {done} of {wanted} bytes (the image "
+                                  "ended); the bytes read are kept")
+                offset += got
+                done += got
+        return done, ""
+
+    def close(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+
+
 def _receive(worker: _Worker, writer: BundleWriter, got: _Received, stall_limit: float,
              time_limit: float | None, progress: ProgressFn | None,
-             on_planned: Callable[[int, int], None] | None) -> None:
+             on_planned: Callable[[int, int], None] | None, image: _ImageRanges) -> None:
     sink: MemberSink | None = None
     files = nbytes = planned_items = planned_bytes = 0
+    short = ""  # why the current member's ranges read short, if they did
     for tag, obj in worker.messages(stall_limit, time_limit):
         if tag == _TAG_SLOT:
             if sink is None:
@@ -712,6 +788,11 @@ def _receive(worker: _Worker, writer: BundleWriter, got: _Received, stall_limit:
                 if not relpath or b"\x00" in relpath:
                     raise ValueError("bad member path")
                 sink = writer.open_member(relpath)
+            elif kind == "runs":
+                if sink is None:
+                    raise ValueError("file ranges outside a member")
+                copied, short = image.copy_runs(obj["runs"], sink)
+                nbytes += copied
             elif kind == "end":
                 if sink is None:
                     raise ValueError("a member ended that never began")
@@ -720,6 +801,9 @@ def _receive(worker: _Worker, writer: BundleWriter, got: _Received, stall_limit:
                 record = dict(obj["record"])
                 if not isinstance(record.get("source"), dict):
                     raise ValueError("member record without a source")
+                if short:  # the parent's own read of the ranges came up short
+                    record["outcome"], record["reason"] = "partial", short
+                    short = ""
                 got.members.append(record)
                 got.written.append(written)
                 files += 1
@@ -793,16 +877,19 @@ def run_image_collection(
     worker: _Worker | None = None
     writer: BundleWriter | None = None
     got = _Received()
+    image = _ImageRanges(image_path)
     try:
         worker = _Worker(image_path, "_collect_in_child", job, shared_slots=True)
         writer = BundleWriter(case.bundles_dir, bundle_id)
-        _receive(worker, writer, got, stall_limit, time_limit, progress, on_planned)
+        _receive(worker, writer, got, stall_limit, time_limit, progress, on_planned, image)
         worker.close()
+        image.close()
         finished = now_utc()
         manifest = _manifest(case, key, bundle_id, image_path, got, requested, started,
                              finished)
         path, payload = writer.seal(manifest, key)
     except BaseException as exc:
+        image.close()
         if worker is not None:
             worker.close()
         partial = writer.abandon() if writer is not None else None

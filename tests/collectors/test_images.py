@@ -363,3 +363,60 @@ def test_bodyfile_of_an_image_lists_deleted_entries():
     assert "0|/passwords.txt|15|r/rr--------|151107|5000|116|1337961653|1337961653|1337961663|0" \
         in lines
     assert "0|/passwords.txt~ (deleted)|0|r/r---------|0|0|0|0|0|0|0" in lines
+
+
+# -- data runs: a raw image's files as byte ranges the collecting process reads itself ------
+
+
+PROJECT_IMAGES = Path(__file__).resolve().parents[2] / "fixtures" / "images"
+
+
+def _runs_and_tsk_agree(path: Path) -> tuple[int, int]:
+    """For every regular file of every partition: the bytes at its data runs equal TSK's
+    read. Returns (files read through runs, files left to TSK)."""
+    handle = open_image(path)
+    via_runs = via_tsk = 0
+    with path.open("rb") as raw:
+        for partition in read_layout(handle).partitions:
+            if partition.fs_type is None:
+                continue
+            source = ImageSource(handle, partition, include_deleted=True)
+            for info in source.walk():
+                if not isinstance(info, FileInfo) or info.kind != "file":
+                    continue
+                runs = source.data_runs(info)
+                if runs is None:
+                    via_tsk += 1
+                    continue
+                via_runs += 1
+                pieces = []
+                for start, length in runs:
+                    raw.seek(start)
+                    pieces.append(raw.read(length))
+                assert sum(length for _, length in runs) == info.size
+                assert b"".join(pieces) == read_all(source, info.relpath), info.relpath
+    return via_runs, via_tsk
+
+
+@pytest.mark.parametrize("name", ["web01.ext4.img", "small.fat.img", "small.ntfs.img",
+                                  "two-part.mbr.img", "two-part.gpt.img"])
+def test_data_runs_read_the_same_bytes_as_tsk_on_project_images(name):
+    via_runs, _ = _runs_and_tsk_agree(PROJECT_IMAGES / name)
+    assert via_runs > 0  # the fast path is taken, not only the fallback
+
+
+@pytest.mark.parametrize("name", ["ext2.raw", "fat12.img", "gpt-disk.img",
+                                  "tsk_volume_system.raw"])
+def test_data_runs_read_the_same_bytes_as_tsk_on_upstream_images(name):
+    _runs_and_tsk_agree(disk(name))
+
+
+def test_ntfs_resident_files_are_left_to_tsk():
+    via_runs, via_tsk = _runs_and_tsk_agree(PROJECT_IMAGES / "small.ntfs.img")
+    assert via_runs > 0 and via_tsk > 0  # small files live in the MFT record itself
+
+
+def test_no_data_runs_for_container_formats():
+    source = source_of("ext2.E01")
+    files = [i for i in source.walk() if isinstance(i, FileInfo) and i.kind == "file"]
+    assert files and all(source.data_runs(i) is None for i in files)

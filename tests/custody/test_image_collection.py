@@ -263,6 +263,11 @@ def _bad_slot(channel, job):
     channel.slot_filled(200, 5)
 
 
+def _runs_outside_image(channel, job):
+    channel.msg({"t": "begin", "relpath": "ZmlsZQ=="})
+    channel.msg({"t": "runs", "runs": [[0, 512], [1 << 40, 512]]})
+
+
 def _oversized_slot(channel, job):
     channel.msg({"t": "begin", "relpath": "ZmlsZQ=="})
     channel.slot_filled(channel.slots.take(), 1 << 30)
@@ -305,6 +310,7 @@ def test_a_crashing_worker_is_reported_with_its_signal(case, keyring, monkeypatc
     (_slot_outside_member, "sent file bytes outside a member"),
     (_bad_slot, "bad shared-memory slot"),
     (_oversized_slot, "bad shared-memory slot"),
+    (_runs_outside_image, "outside the image"),
 ])
 def test_a_worker_breaking_the_protocol_is_stopped(case, keyring, monkeypatch, worker, reason):
     monkeypatch.setattr(image_collection, "_collect_in_child", worker)
@@ -361,3 +367,28 @@ def test_folder_collection_with_bodyfile(case, keyring, linux_host):
     assert first["source"]["entries"] == sum(1 for _ in linux_host.rglob("*"))
     assert check_case(case.root, [keyring.alice.key.public]).ok
     assert json.loads(json.dumps(manifest["collection"]["requested"]))["bodyfile"] is True
+
+
+def test_ranges_the_collecting_process_reads_short_make_the_member_partial(
+        case, keyring, monkeypatch):
+    """A raw image's files are read by the collecting process from their byte ranges; if
+    the image gives fewer bytes than the ranges promise (it changed underneath), the member
+    keeps what was read, is recorded partial with the reason, and the bundle still verifies."""
+    real = os.preadv
+    image = FIXTURE_IMAGES / "web01.ext4.img"
+    cut = image.stat().st_size // 2
+
+    def short_after_half(fd, buffers, offset, *rest):
+        if offset >= cut:
+            return 0
+        return real(fd, buffers, offset, *rest)
+
+    monkeypatch.setattr(os, "preadv", short_after_half)
+    result = collect_image(case, keyring.alice.key, image)
+    manifest = manifest_of(Path(result.bundle_path), keyring.alice.key)
+    partial = [m for m in manifest["members"] if m["outcome"] == "partial"]
+    collected = [m for m in manifest["members"] if m["outcome"] == "collected"]
+    assert partial and collected
+    assert all(m["reason"].startswith("short read after ") for m in partial)
+    assert all(m["size"] < m["source"]["size"] for m in partial)
+    assert check_case(case.root, [keyring.alice.key.public]).ok
