@@ -12,7 +12,7 @@ it, or (at worst) corrupt its memory. So the parent never parses the image. It:
    message; the parent copies the slot into the bundle's staging buffer, gives the slot back,
    and hashes and writes its own copy (`BundleWriter`), so the worker can never change bytes
    the parent is hashing. For a raw image the worker may instead describe a file as byte
-   ranges of the image file (``runs``: plain, non-resident, uncompressed data, see
+   ranges of the image file (one ``ranged`` message: plain, non-resident, uncompressed data, see
    `ImageSource.data_runs`); the parent then reads those ranges itself, read-only, straight
    into the staging buffer (`_ImageRanges`). Member digests never come from the worker;
 4. builds the manifest, signs it with the key the worker never sees, seals the bundle and
@@ -34,7 +34,6 @@ import contextlib
 import errno
 import faulthandler
 import hashlib
-import json
 import math
 import mmap
 import multiprocessing
@@ -57,6 +56,7 @@ from sealtrail.collectors.plan import ArtifactOutcome, CollectionPlan, PlannedIt
 from sealtrail.collectors.source import FileInfo, SwappedFile
 from sealtrail.custody.bundle_format import ns_text
 from sealtrail.custody.bundle_writer import BundleWriter, MemberSink, WrittenMember
+from sealtrail.custody.canonical import NotCanonicalError, json_text, parse_json
 from sealtrail.custody.case import Case
 from sealtrail.custody.collection import (
     CHUNK,
@@ -191,7 +191,7 @@ class _Channel:
         self.slots = slots
 
     def msg(self, obj: dict[str, Any]) -> None:
-        self._conn.send_bytes(_TAG_MSG + json.dumps(obj, separators=(",", ":")).encode())
+        self._conn.send_bytes(_TAG_MSG + json_text(obj).encode())
 
     def data(self, chunk: bytes | memoryview) -> None:
         self._conn.send_bytes(_TAG_DATA + bytes(chunk))
@@ -292,8 +292,8 @@ class _Worker:
                 self.kill()
                 raise WorkerFailed(self.image, "sent a message of unknown kind")
             try:
-                obj = json.loads(body)
-            except ValueError as exc:
+                obj = parse_json(body)
+            except NotCanonicalError as exc:
                 self.kill()
                 raise WorkerFailed(self.image, "sent a message that is not JSON") from exc
             if not isinstance(obj, dict) or not isinstance(obj.get("t"), str):
@@ -473,9 +473,7 @@ def _copy(channel: _Channel, source: Any, item: PlannedItem, member: bytes,  # n
     info = item.info
     runs = source.data_runs(info)
     if runs is not None:  # the parent reads these ranges of the image itself
-        channel.msg({"t": "begin", "relpath": _b64(member)})
-        channel.msg({"t": "runs", "runs": runs})
-        channel.msg({"t": "end", "record": {
+        channel.msg({"t": "ranged", "relpath": _b64(member), "runs": runs, "record": {
             "artifacts": list(item.artifacts), "source": _source_record(info, part),
             "outcome": "collected", "reason": ""}})
         return
@@ -748,7 +746,6 @@ def _receive(worker: _Worker, writer: BundleWriter, got: _Received, stall_limit:
              on_planned: Callable[[int, int], None] | None, image: _ImageRanges) -> None:
     sink: MemberSink | None = None
     files = nbytes = planned_items = planned_bytes = 0
-    short = ""  # why the current member's ranges read short, if they did
     for tag, obj in worker.messages(stall_limit, time_limit):
         if tag == _TAG_SLOT:
             if sink is None:
@@ -784,15 +781,21 @@ def _receive(worker: _Worker, writer: BundleWriter, got: _Received, stall_limit:
             elif kind == "begin":
                 if sink is not None:
                     raise ValueError("a member began before the previous one ended")
-                relpath = _unb64(obj["relpath"])
-                if not relpath or b"\x00" in relpath:
-                    raise ValueError("bad member path")
-                sink = writer.open_member(relpath)
-            elif kind == "runs":
-                if sink is None:
-                    raise ValueError("file ranges outside a member")
-                copied, short = image.copy_runs(obj["runs"], sink)
+                sink = writer.open_member(_member_path(obj["relpath"]))
+            elif kind == "ranged":  # a whole member as byte ranges of the image
+                if sink is not None:
+                    raise ValueError("a member began before the previous one ended")
+                record = dict(obj["record"])
+                if not isinstance(record.get("source"), dict):
+                    raise ValueError("member record without a source")
+                ranged = writer.open_member(_member_path(obj["relpath"]))
+                copied, short = image.copy_runs(obj["runs"], ranged)
                 nbytes += copied
+                if short:  # the parent's own read of the ranges came up short
+                    record["outcome"], record["reason"] = "partial", short
+                got.members.append(record)
+                got.written.append(ranged.close_later())  # digest: see `_digests_in`
+                files += 1
             elif kind == "end":
                 if sink is None:
                     raise ValueError("a member ended that never began")
@@ -801,9 +804,6 @@ def _receive(worker: _Worker, writer: BundleWriter, got: _Received, stall_limit:
                 record = dict(obj["record"])
                 if not isinstance(record.get("source"), dict):
                     raise ValueError("member record without a source")
-                if short:  # the parent's own read of the ranges came up short
-                    record["outcome"], record["reason"] = "partial", short
-                    short = ""
                 got.members.append(record)
                 got.written.append(written)
                 files += 1
@@ -819,11 +819,18 @@ def _receive(worker: _Worker, writer: BundleWriter, got: _Received, stall_limit:
             worker.kill()
             raise WorkerFailed(worker.image, f"sent a malformed {kind!r} message ({exc})") \
                 from exc
-        if progress is not None and kind in ("end", "entry"):
+        if progress is not None and kind in ("end", "ranged", "entry"):
             progress(files, nbytes)
     if sink is not None:
         raise WorkerFailed(worker.image, "finished in the middle of a member")
     _digests_in(got)
+
+
+def _member_path(text: object) -> bytes:
+    relpath = _unb64(text)
+    if not relpath or b"\x00" in relpath:
+        raise ValueError("bad member path")
+    return relpath
 
 
 def _digests_in(got: _Received) -> None:

@@ -264,8 +264,8 @@ def _bad_slot(channel, job):
 
 
 def _runs_outside_image(channel, job):
-    channel.msg({"t": "begin", "relpath": "ZmlsZQ=="})
-    channel.msg({"t": "runs", "runs": [[0, 512], [1 << 40, 512]]})
+    channel.msg({"t": "ranged", "relpath": "ZmlsZQ==", "runs": [[0, 512], [1 << 40, 512]],
+                 "record": {"source": {}, "outcome": "collected", "reason": ""}})
 
 
 def _oversized_slot(channel, job):
