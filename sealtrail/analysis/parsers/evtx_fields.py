@@ -93,8 +93,8 @@ def _port(value: Any) -> int | None:
 
 # --- column extractors: declared as data, so the same table drives Python and SQL ----------
 #
-# Each node reads the flat EventData/UserData dict and returns one column value. ``extract``
-# calls them; ``evtx_sql`` compiles the same nodes to DuckDB SQL for the bulk (fast) path.
+# Each node reads the flat EventData/UserData dict and returns one column value; ``extract``
+# calls them.
 
 
 @dataclass(frozen=True, slots=True)
