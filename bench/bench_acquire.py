@@ -88,6 +88,45 @@ def run_acquire(image: Path, md5: bool, path: str = "direct") -> dict[str, float
     return json.loads(out)
 
 
+HASH_LOOP = r"""
+import hashlib, mmap, os, sys, threading, time
+image, with_writer, scratch = sys.argv[1], sys.argv[2] == "1", sys.argv[3]
+fd = os.open(image, os.O_RDONLY)
+view = memoryview(mmap.mmap(-1, 4 << 20))
+stop = False
+def writer():  # O_DIRECT writes of other bytes, as the bundle writer does beside the hashing
+    out = os.open(scratch, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_DIRECT, 0o600)
+    block, offset = mmap.mmap(-1, 8 << 20), 0
+    while not stop:
+        os.pwrite(out, block, offset)
+        offset += 8 << 20
+    os.close(out)
+    os.unlink(scratch)
+thread = threading.Thread(target=writer) if with_writer else None
+if thread:
+    thread.start()
+digest, total = hashlib.sha256(), 0
+t = time.perf_counter()
+while n := os.readv(fd, [view]):
+    digest.update(view[:n])
+    total += n
+seconds = time.perf_counter() - t
+stop = True
+if thread:
+    thread.join()
+print(seconds)
+"""
+
+
+def hash_loop(image: Path, with_writer: bool) -> float:
+    """Seconds of one Python thread reading the image and hashing it (no bundle), alone or
+    with an O_DIRECT writer thread beside it writing as much again to a scratch file."""
+    out = subprocess.run([sys.executable, "-c", HASH_LOOP, str(image), "1" if with_writer
+                          else "0", str(OUT / "scratch.bin")], capture_output=True, text=True,
+                         check=True).stdout
+    return float(out.strip())
+
+
 def crc_rates(image: Path, nbytes: int = 512 << 20) -> dict[str, float]:
     """MB/s of zlib.crc32 and of ISA-L's crc32 over the same bytes (in memory)."""
     import zlib
@@ -124,6 +163,8 @@ def main() -> None:
     run_openssl(image)  # warm the page cache
     load_before = os.getloadavg()[0]
     openssl, acquire, acquire_md5, acquire_cached, rss = [], [], [], [], []
+    loop_alone: list[float] = []
+    loop_writing: list[float] = []
     cpu_openssl, cpu_acquire = [], []
     for _ in range(args.runs):
         seconds, digest, cpu = run_openssl(image)
@@ -141,6 +182,8 @@ def main() -> None:
         result = run_acquire(image, False, "page-cache")
         assert result["sha256"] == digest, "acquisition and openssl disagree"
         acquire_cached.append(float(result["seconds"]))
+        loop_alone.append(hash_loop(image, False))
+        loop_writing.append(hash_loop(image, True))
     crc = crc_rates(image)
     rate = {
         "openssl": size / statistics.median(openssl) / 1e6,
@@ -149,6 +192,8 @@ def main() -> None:
     if acquire_md5:
         rate["acquire_md5"] = size / statistics.median(acquire_md5) / 1e6
     rate["cached"] = size / statistics.median(acquire_cached) / 1e6
+    rate["loop"] = size / statistics.median(loop_alone) / 1e6
+    rate["loop_writing"] = size / statistics.median(loop_writing) / 1e6
     ratio = rate["acquire"] / rate["openssl"]
     load = f"load average {load_before:.2f} before, {os.getloadavg()[0]:.2f} after"
     peak_mib = max(rss) / 1024
@@ -173,6 +218,10 @@ def main() -> None:
                      f"{', '.join(f'{s:.2f}' for s in acquire_md5)} |")
     lines.append(f"| the same, bundle written through the page cache (no O_DIRECT) | "
                  f"{rate['cached']:,.0f} | {', '.join(f'{s:.2f}' for s in acquire_cached)} |")
+    lines.append(f"| context: one Python thread, `readv` + SHA-256, nothing written | "
+                 f"{rate['loop']:,.0f} | {', '.join(f'{s:.2f}' for s in loop_alone)} |")
+    lines.append(f"| context: the same loop with an O_DIRECT writer thread beside it | "
+                 f"{rate['loop_writing']:,.0f} | {', '.join(f'{s:.2f}' for s in loop_writing)} |")
     lines += [
         "",
         f"CPU seconds per GB (user + sys, median; includes interpreter start-up for "
@@ -182,7 +231,9 @@ def main() -> None:
         "computes the CRC-32, a helper thread the SHA-256, another writes full blocks with "
         "O_DIRECT).",
         "",
-        f"O_DIRECT / page-cache path: {rate['acquire'] / rate['cached']:.2f}. "
+        f"O_DIRECT / page-cache path: {rate['acquire'] / rate['cached']:.2f}. Hash loop / "
+        f"openssl: {rate['loop'] / rate['openssl']:.2f} alone, "
+        f"{rate['loop_writing'] / rate['openssl']:.2f} with a disk writer beside it. "
         f"CRC-32 over {512} MiB in memory: zlib {crc['zlib']:,.0f} MB/s, ISA-L "
         f"{crc['isal']:,.0f} MB/s (ISA-L / zlib {crc['isal'] / crc['zlib']:.1f}).",
         "",

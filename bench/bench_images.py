@@ -62,7 +62,10 @@ from sealtrail.custody.keys import SigningKey
 root, image, mode = Path(sys.argv[1]), sys.argv[2], sys.argv[3]
 key = SigningKey.generate("bench")
 case = Case.init(root, title="bench", examiner="bench", key=key)
-if mode == "files":
+if mode == "files-tsk":  # every byte read by TSK in the worker, through shared memory
+    from sealtrail.collectors.image_source import ImageSource
+    ImageSource.data_runs = lambda self, expected: None
+if mode in ("files", "files-tsk"):
     job = ImageJob(image=image, paths=("**",), bodyfile=False)
 else:  # bodyfile only: a glob that matches nothing
     job = ImageJob(image=image, paths=("no-such-bench-path",), bodyfile=True)
@@ -336,7 +339,7 @@ def median(values: list[float]) -> float:
 
 
 def extraction(args: argparse.Namespace, folder: Path, image: Path, nbytes: int) -> None:
-    ref_s, ours_s, floor_s, rss, worker_rss, cpu_s = [], [], [], [], [], []
+    ref_s, ours_s, floor_s, rss, worker_rss, cpu_s, tsk_s = [], [], [], [], [], [], []
     for run in range(1, args.runs + 1):
         os.sync()
         seconds, read = reference_hash(folder)
@@ -351,12 +354,14 @@ def extraction(args: argparse.Namespace, folder: Path, image: Path, nbytes: int)
         rss.append(got["rss_kib"])
         worker_rss.append(got["worker_rss_kib"])
         cpu_s.append(got["cpu_parent"] + got["cpu_worker"])
+        os.sync()
+        tsk_s.append(sealtrail_collect(image, "files-tsk")["seconds"])
         print(f"  run {run}: reference {seconds:.2f} s, copy floor {floor_s[-1]:.2f} s, "
               f"sealtrail {got['seconds']:.2f} s ({got['members']} members, outcomes "
               f"{got['outcomes']}, peak RSS "
               f"{got['rss_kib'] / 1024:.0f} MiB + worker {got['worker_rss_kib'] / 1024:.0f} MiB, "
               f"CPU {got['cpu_parent']:.2f} s parent (all threads) + {got['cpu_worker']:.2f} s "
-              "worker)")
+              f"worker); without data runs {tsk_s[-1]:.2f} s")
     ref_rate = nbytes / median(ref_s) / 1e6
     our_rate = nbytes / median(ours_s) / 1e6
     print()
@@ -367,6 +372,9 @@ def extraction(args: argparse.Namespace, folder: Path, image: Path, nbytes: int)
           f"{floor_rate:7.0f}")
     print(f"  sealtrail run_image_collection --path '**'  {median(ours_s):6.2f}   "
           f"{our_rate:7.0f}")
+    tsk_rate = nbytes / median(tsk_s) / 1e6
+    print(f"  context: sealtrail without data runs        {median(tsk_s):6.2f}   "
+          f"{tsk_rate:7.0f}  (every byte read by TSK, via shared memory)")
     print(f"  ratio sealtrail/reference: {our_rate / ref_rate:.2f} (target >= 0.80); "
           f"sealtrail/copy floor: {our_rate / floor_rate:.2f}")
     busy = median(cpu_s)
