@@ -1,47 +1,33 @@
 """Collecting from a disk image, with the image parsed in a worker process under a time limit.
 
-TSK, libewf and libqcow parse hostile bytes in C: a crafted image can crash the process, hang
-it, or (at worst) corrupt its memory. So the parent never parses the image. It:
+The parent never parses the image (`image_worker` says why and how the two talk). It:
 
 1. appends ``collection_started`` to the ledger (source, what was asked for);
-2. starts a worker process (``fork``) and creates ``<id>.stb.partial``;
-3. receives from the worker, over a pipe: the image layout, each partition's plan outcome,
-   then for every file a ``begin`` message, its bytes in chunks and an ``end`` record, and a
-   record for every item without bytes. File bytes travel through shared memory
-   (`_SharedSlots`): the worker reads a chunk into a free slot and names the slot in a
-   message; the parent copies the slot into the bundle's staging buffer, gives the slot back,
-   and hashes and writes its own copy (`BundleWriter`), so the worker can never change bytes
-   the parent is hashing. For a raw image the worker may instead describe a file as byte
-   ranges of the image file (one ``ranged`` message: plain, non-resident, uncompressed data, see
-   `ImageSource.data_runs`); the parent then reads those ranges itself, read-only, straight
-   into the staging buffer (`_ImageRanges`). Member digests never come from the worker;
+2. starts a worker process (`image_worker.Worker`) and creates ``<id>.stb.partial``;
+3. receives from the worker: the image layout, each partition's plan outcome, then for every
+   file a ``begin`` message, its bytes (in shared-memory slots) and an ``end`` record, and a
+   record for every item without bytes. The parent copies each slot into the bundle's staging
+   buffer and hashes and writes its own copy (`BundleWriter`). For a raw image the worker may
+   instead describe a file as byte ranges of the image file (one ``ranged`` message: plain,
+   non-resident, uncompressed data, see `ImageSource.data_runs`); the parent then reads those
+   ranges itself, read-only, straight into the staging buffer (`_ImageRanges`). Member digests
+   never come from the worker;
 4. builds the manifest, signs it with the key the worker never sees, seals the bundle and
    appends ``bundle_sealed``.
 
-The worker is killed when it reports nothing for ``stall_limit`` seconds or runs past
-``time_limit``. A crash, a kill or a malformed message ends the collection: the ``.partial``
-is kept, ``collection_failed`` is appended with the reason, and one `CollectionError` line
-names the image. Messages are JSON (never pickle: a worker whose memory was corrupted must not
-be able to run code in the parent) and bounded in size.
+A crash, a kill (stall or time limit) or a malformed message ends the collection: the
+``.partial`` is kept, ``collection_failed`` is appended with the reason, and one
+`CollectionError` line names the image.
 
 `inspect_image` runs the same kind of worker for ``sealtrail image info``.
 """
 
 from __future__ import annotations
 
-import base64
-import contextlib
 import errno
-import faulthandler
 import hashlib
-import math
-import mmap
-import multiprocessing
 import os
-import select
-import signal
-import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -56,7 +42,6 @@ from sealtrail.collectors.plan import ArtifactOutcome, CollectionPlan, PlannedIt
 from sealtrail.collectors.source import FileInfo, SwappedFile
 from sealtrail.custody.bundle_format import ns_text
 from sealtrail.custody.bundle_writer import BundleWriter, MemberSink, WrittenMember
-from sealtrail.custody.canonical import NotCanonicalError, json_text, parse_json
 from sealtrail.custody.case import Case
 from sealtrail.custody.collection import (
     CHUNK,
@@ -67,9 +52,20 @@ from sealtrail.custody.collection import (
     outcome_counts,
     source_record,
 )
+from sealtrail.custody.image_worker import (
+    DEFAULT_STALL_LIMIT,
+    TAG_DATA,
+    TAG_MSG,
+    TAG_SLOT,
+    Channel,
+    Worker,
+    WorkerFailed,
+    b64,
+    unb64,
+)
 from sealtrail.custody.keys import SigningKey
 from sealtrail.custody.session import CollectionResult, new_bundle_id
-from sealtrail.errors import CollectionError, SealtrailError, UsageError
+from sealtrail.errors import CollectionError, UsageError
 
 __all__ = [
     "DEFAULT_STALL_LIMIT",
@@ -80,30 +76,6 @@ __all__ = [
     "inspect_image",
     "run_image_collection",
 ]
-
-#: Seconds the worker may go without reporting anything before it is killed.
-DEFAULT_STALL_LIMIT = 300.0
-_MAX_MESSAGE = 16 << 20
-_TAG_MSG = b"M"
-_TAG_DATA = b"D"  # file bytes inside the message (small generated members: the bodyfile)
-_TAG_SLOT = b"S"  # file bytes in a shared-memory slot: slot index (1 byte), length (4 bytes)
-#: Shared-memory slots: enough that the worker reads ahead while the parent copies and
-#: the parent gives them back in batches of half.
-_SLOTS = 8
-
-
-class WorkerFailed(CollectionError):
-    """The image worker crashed, hung, or broke the protocol.
-
-    Attributes:
-        image: the image path.
-        reason: what happened (a signal, a time limit, a bad message).
-    """
-
-    def __init__(self, image: str, reason: str) -> None:
-        self.image = image
-        self.reason = reason
-        super().__init__(f"{image}: image worker {reason}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,323 +101,6 @@ class ImageJob:
     max_file_size: int | None = None
 
 
-# -- the channel between worker and parent ------------------------------------------------
-
-
-class _SharedSlots:
-    """Shared memory for file bytes, in ``_SLOTS`` slots of ``CHUNK`` bytes, and the pipe on
-    which the parent gives slots back to the worker.
-
-    Created by the parent before the worker is forked, so both map the same pages. A slot
-    belongs to the worker until it names it in a slot message, then to the parent until the
-    parent writes its index back on the free pipe. The parent copies a slot before giving it
-    back and never hashes or writes the shared pages themselves.
-    """
-
-    def __init__(self) -> None:
-        self.memory = mmap.mmap(-1, _SLOTS * CHUNK)  # anonymous and shared across fork
-        self.view = memoryview(self.memory)
-        self.free_read, self.free_write = os.pipe()
-        self._free = list(range(_SLOTS))  # the worker's own list of slots it may fill
-
-    def slot(self, index: int) -> memoryview:
-        return self.view[index * CHUNK:(index + 1) * CHUNK]
-
-    # -- the worker's side
-
-    def take(self) -> int:
-        """A free slot; waits for the parent to give one back (EOF: the parent is gone)."""
-        if not self._free:
-            returned = os.read(self.free_read, _SLOTS)
-            if not returned:
-                raise OSError(errno.EPIPE, "the collecting process went away")
-            self._free.extend(returned)
-        return self._free.pop()
-
-    def keep(self, index: int) -> None:
-        """Put back a slot taken but not sent."""
-        self._free.append(index)
-
-    # -- the parent's side
-
-    def give_back(self, indexes: bytes) -> None:
-        try:
-            os.write(self.free_write, indexes)
-        except BrokenPipeError:
-            pass  # the worker is gone; its end of the main pipe says how
-
-    def close(self) -> None:
-        for fd in (self.free_read, self.free_write):
-            if fd >= 0:
-                os.close(fd)
-        self.free_read = self.free_write = -1
-        self.view.release()
-        self.memory.close()
-
-
-class _Channel:
-    """The worker's end of the pipe (and of the shared slots, when the job moves file bytes)."""
-
-    def __init__(self, conn: Any, slots: _SharedSlots | None = None) -> None:  # noqa: ANN401
-        self._conn = conn
-        self.slots = slots
-
-    def msg(self, obj: dict[str, Any]) -> None:
-        self._conn.send_bytes(_TAG_MSG + json_text(obj).encode())
-
-    def data(self, chunk: bytes | memoryview) -> None:
-        self._conn.send_bytes(_TAG_DATA + bytes(chunk))
-
-    def slot_filled(self, index: int, nbytes: int) -> None:
-        """Tell the parent that slot ``index`` holds ``nbytes`` of the current member."""
-        self._conn.send_bytes(_TAG_SLOT + bytes((index,)) + nbytes.to_bytes(4, "big"))
-
-
-def _widen_pipe(conn: Any) -> None:  # noqa: ANN401 - multiprocessing Connection
-    """Give the pipe a 1 MiB buffer (Linux; the default is 64 KiB), so a 1 MiB chunk crosses
-    in one or two reads instead of sixteen, with as many fewer wake-ups of either process."""
-    try:
-        import fcntl
-
-        fcntl.fcntl(conn.fileno(), fcntl.F_SETPIPE_SZ, CHUNK)
-    except (ImportError, AttributeError, OSError):
-        pass  # another OS, or over the user's pipe-buffer quota: the default still works
-
-
-def _b64(raw: bytes) -> str:
-    return base64.b64encode(raw).decode()
-
-
-def _unb64(text: object) -> bytes:
-    if not isinstance(text, str):
-        raise ValueError("expected base64 text")
-    return base64.b64decode(text, validate=True)
-
-
-def _signal_name(code: int | None) -> str:
-    if code is None:
-        return "still running"
-    if code < 0:
-        try:
-            return f"died with signal {signal.Signals(-code).name}"
-        except ValueError:
-            return f"died with signal {-code}"
-    return f"exited with status {code}"
-
-
-class _Worker:
-    """The parent's handle on one worker process."""
-
-    def __init__(self, image: str, entry_name: str, job: Any,  # noqa: ANN401
-                 *, shared_slots: bool = False) -> None:
-        ctx = multiprocessing.get_context("fork")
-        self.image = image
-        self.slots = _SharedSlots() if shared_slots else None
-        self._lent: set[int] = set()  # slots named by the worker and not yet given back
-        self._reader, writer = ctx.Pipe(duplex=False)
-        _widen_pipe(writer)
-        self._pipe = open(self._reader.fileno(), "rb", buffering=0, closefd=False)  # noqa: SIM115
-        os.set_blocking(self._reader.fileno(), False)  # read what is there; poll only when empty
-        self._buffer = bytearray(2 * CHUNK)  # [_rx_start, _rx_end): received, not yet used
-        self._rx_start = self._rx_end = 0
-        self._to_give = bytearray()  # copied slots not yet given back (sent in batches)
-        self._poller = select.poll()  # one poll object, not a new selector per read
-        self._poller.register(self._reader.fileno(), select.POLLIN)
-        self._process = ctx.Process(
-            target=_worker_main, args=(writer, entry_name, job, self.slots),
-            name="sealtrail-image", daemon=True,
-        )
-        self._process.start()
-        writer.close()
-        if self.slots is not None:
-            os.close(self.slots.free_read)  # the worker's end
-            self.slots.free_read = -1
-
-    def messages(self, stall_limit: float, time_limit: float | None
-                 ) -> Iterator[tuple[bytes, Any]]:
-        """Yield (tag, JSON object or bytes) until the worker's ``done`` message.
-
-        File bytes are yielded as a memoryview of a buffer this method reuses (tag ``D``),
-        or as (slot index, length) (tag ``S``): copy the slot through `lent_slot` before asking
-        for the next message.
-
-        Raises:
-            WorkerFailed: the worker died, timed out or sent a malformed message.
-        """
-        start = time.monotonic()
-        while True:
-            size = int.from_bytes(self._read_exact(4, start, stall_limit, time_limit),
-                                  "big", signed=True)
-            if size < 0 or size > _MAX_MESSAGE:
-                self.kill()
-                raise WorkerFailed(self.image, "sent a malformed message (bad message length)")
-            raw = self._read_exact(size, start, stall_limit, time_limit)
-            tag = bytes(raw[:1])
-            if tag == _TAG_DATA:
-                yield tag, raw[1:]  # no copy of the file bytes
-                continue
-            if tag == _TAG_SLOT:
-                yield tag, self._slot_message(raw)
-                continue
-            body = bytes(raw[1:])
-            if tag != _TAG_MSG:
-                self.kill()
-                raise WorkerFailed(self.image, "sent a message of unknown kind")
-            try:
-                obj = parse_json(body)
-            except NotCanonicalError as exc:
-                self.kill()
-                raise WorkerFailed(self.image, "sent a message that is not JSON") from exc
-            if not isinstance(obj, dict) or not isinstance(obj.get("t"), str):
-                self.kill()
-                raise WorkerFailed(self.image, "sent a message without a type")
-            if obj["t"] == "error":
-                self._process.join(5)
-                text = str(obj.get("message") or "unknown error")
-                if obj.get("kind") == "usage":
-                    raise UsageError(text)
-                raise CollectionError(text)
-            yield tag, obj
-            if obj["t"] == "done":
-                self._process.join(5)
-                return
-
-    def _slot_message(self, raw: memoryview) -> tuple[int, int]:
-        index, nbytes = raw[1] if len(raw) == 6 else -1, int.from_bytes(raw[2:6], "big")
-        if (self.slots is None or not 0 <= index < _SLOTS or index in self._lent
-                or not 0 < nbytes <= CHUNK):
-            self.kill()
-            raise WorkerFailed(self.image, "sent a malformed message (bad shared-memory slot)")
-        self._lent.add(index)
-        return index, nbytes
-
-    @contextlib.contextmanager
-    def lent_slot(self, index: int, nbytes: int) -> Iterator[memoryview]:
-        """The ``nbytes`` in slot ``index``, to be copied (not hashed) inside the block; then
-        the slot goes back to the worker with the next batch, at the latest before the parent
-        waits for the pipe (so the worker is never left without a slot while the parent waits
-        for it)."""
-        assert self.slots is not None
-        view = self.slots.slot(index)[:nbytes]
-        try:
-            yield view
-        finally:
-            view.release()
-            self._lent.discard(index)
-            self._to_give.append(index)
-            if len(self._to_give) >= _SLOTS // 2:  # in batches: fewer wake-ups of the worker
-                self._give_back()
-
-    def _wait(self, start: float, stall_limit: float, time_limit: float | None) -> None:
-        """Return once the pipe has something to read (data or end of file), else kill the
-        worker and raise."""
-        wait = stall_limit
-        if time_limit is not None:
-            left = start + time_limit - time.monotonic()
-            if left <= 0:
-                self.kill()
-                raise WorkerFailed(self.image, f"ran past the time limit of {time_limit:g} s "
-                                               "and was killed")
-            wait = min(wait, left)
-        if not self._poller.poll(max(0, math.ceil(wait * 1000))):
-            self.kill()
-            if time_limit is not None and time.monotonic() - start >= time_limit:
-                raise WorkerFailed(self.image, f"ran past the time limit of "
-                                               f"{time_limit:g} s and was killed")
-            raise WorkerFailed(self.image, f"reported nothing for {stall_limit:g} s and was "
-                                           "killed (a hang on this image?)")
-
-    def _read_exact(self, size: int, start: float, stall_limit: float,
-                    time_limit: float | None) -> memoryview:
-        """The next ``size`` bytes of the pipe, as a view of the receive buffer that stays
-        valid until the next call (the framing is that of `multiprocessing.Connection`'s
-        ``send_bytes``, which the worker uses: a signed 4-byte big-endian length, then the
-        message). Each read takes whatever the pipe holds, often many messages at once; the
-        process waits (poll, with the stall and time limits) only when the pipe is empty."""
-        buffer = self._buffer
-        if self._rx_end - self._rx_start < size:
-            held = self._rx_end - self._rx_start
-            if size > len(buffer):
-                self._buffer = buffer = buffer[self._rx_start:self._rx_end] + bytearray(size)
-            elif self._rx_start:
-                buffer[:held] = buffer[self._rx_start:self._rx_end]
-            self._rx_start, self._rx_end = 0, held
-            view = memoryview(buffer)
-            while self._rx_end < size:
-                try:
-                    n = self._pipe.readinto(view[self._rx_end:])
-                except OSError as exc:
-                    self.kill()
-                    raise WorkerFailed(self.image, f"sent a malformed message ({exc})") from exc
-                if n is None:  # empty for now: give back the slots copied, then wait
-                    self._give_back()
-                    self._wait(start, stall_limit, time_limit)
-                    continue
-                if not n:
-                    self._process.join(5)
-                    raise WorkerFailed(
-                        self.image, f"{_signal_name(self._process.exitcode)} before finishing "
-                                    "(a crash while parsing the image?)")
-                self._rx_end += n
-        first = self._rx_start
-        self._rx_start += size
-        return memoryview(buffer)[first:first + size]
-
-    def _give_back(self) -> None:
-        if self._to_give and self.slots is not None:
-            self.slots.give_back(bytes(self._to_give))
-            self._to_give.clear()
-
-    def kill(self) -> None:
-        if self._process.is_alive():
-            self._process.kill()
-        self._process.join(5)
-
-    def close(self) -> None:
-        self.kill()
-        self._pipe.close()
-        self._reader.close()
-        if self.slots is not None:
-            self.slots.close()
-            self.slots = None
-
-
-def _worker_main(conn: Any, entry_name: str, job: Any,  # noqa: ANN401
-                 slots: _SharedSlots | None) -> None:
-    """The worker process: run one entry point, report a failure as one error message."""
-    try:
-        import resource
-
-        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))  # no core dump of evidence bytes
-    except (ImportError, OSError, ValueError):
-        pass
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides; it kills us on Ctrl-C
-    faulthandler.disable()  # a crash is reported by the parent in one line, not a C stack dump
-    if slots is not None:
-        os.close(slots.free_write)  # the parent's end: a read of EOF means the parent is gone
-        slots.free_write = -1
-    channel = _Channel(conn, slots)
-    try:
-        globals()[entry_name](channel, job)
-    except UsageError as exc:
-        _try_send(channel, {"t": "error", "kind": "usage", "message": str(exc)})
-    except SealtrailError as exc:
-        _try_send(channel, {"t": "error", "kind": "collection", "message": str(exc)})
-    except BaseException as exc:  # noqa: BLE001 - the parent must hear about anything
-        _try_send(channel, {"t": "error", "kind": "internal",
-                            "message": f"internal error in the image worker: "
-                                       f"{type(exc).__name__}: {exc}"})
-    finally:
-        conn.close()
-
-
-def _try_send(channel: _Channel, obj: dict[str, Any]) -> None:
-    try:
-        channel.msg(obj)
-    except OSError:
-        pass
-
-
 # -- what the worker does ------------------------------------------------------------------
 
 
@@ -467,13 +122,13 @@ def _source_record(info: FileInfo, partition: dict[str, Any] | None) -> dict[str
     return {**source_record(info), **image_fields(info, partition)}
 
 
-def _copy(channel: _Channel, source: Any, item: PlannedItem, member: bytes,  # noqa: ANN401
+def _copy(channel: Channel, source: Any, item: PlannedItem, member: bytes,  # noqa: ANN401
           part: dict[str, Any]) -> None:
     assert item.info is not None
     info = item.info
     runs = source.data_runs(info)
     if runs is not None:  # the parent reads these ranges of the image itself
-        channel.msg({"t": "ranged", "relpath": _b64(member), "runs": runs, "record": {
+        channel.msg({"t": "ranged", "relpath": b64(member), "runs": runs, "record": {
             "artifacts": list(item.artifacts), "source": _source_record(info, part),
             "outcome": "collected", "reason": ""}})
         return
@@ -486,7 +141,7 @@ def _copy(channel: _Channel, source: Any, item: PlannedItem, member: bytes,  # n
         name = errno.errorcode.get(exc.errno or 0, "EIO")
         _entry(channel, item, part, "unreadable", f"{name}: {exc.strerror or exc}")
         return
-    channel.msg({"t": "begin", "relpath": _b64(member)})
+    channel.msg({"t": "begin", "relpath": b64(member)})
     slots = channel.slots
     assert slots is not None
     done, error = 0, None
@@ -520,7 +175,7 @@ def _copy(channel: _Channel, source: Any, item: PlannedItem, member: bytes,  # n
     channel.msg({"t": "end", "record": record})
 
 
-def _entry(channel: _Channel, item: PlannedItem, part: dict[str, Any], outcome: str,
+def _entry(channel: Channel, item: PlannedItem, part: dict[str, Any], outcome: str,
            reason: str) -> None:
     record = entry_record(item, outcome, reason)
     if item.info is not None:
@@ -536,7 +191,7 @@ def _artifact_json(outcome: ArtifactOutcome, index: int) -> dict[str, Any]:
             "partition": index}
 
 
-def _collect_in_child(channel: _Channel, job: ImageJob) -> None:
+def _collect_in_child(channel: Channel, job: ImageJob) -> None:
     """Open, plan and read the image; stream everything to the parent."""
     from sealtrail.collectors.image_source import ImageSource
     from sealtrail.collectors.images import open_image
@@ -587,7 +242,7 @@ def _collect_in_child(channel: _Channel, job: ImageJob) -> None:
         })
         prefix = b"p%d/" % partition.index if prefixed else b""
         if job.bodyfile:
-            channel.msg({"t": "begin", "relpath": _b64(bodyfile_member_path(partition.index))})
+            channel.msg({"t": "begin", "relpath": b64(bodyfile_member_path(partition.index))})
             stats = write_bodyfile(source, channel.data)
             reason = ""
             if stats.unreadable:
@@ -609,7 +264,7 @@ def _collect_in_child(channel: _Channel, job: ImageJob) -> None:
     channel.msg({"t": "done"})
 
 
-def _inspect_in_child(channel: _Channel, path: str) -> None:
+def _inspect_in_child(channel: Channel, path: str) -> None:
     from sealtrail.collectors.images import open_image
     from sealtrail.collectors.tsk import fs_summary, open_img, read_layout
 
@@ -639,11 +294,11 @@ def inspect_image(path: Path | str, *, stall_limit: float = 120.0) -> dict[str, 
     Raises:
         UsageError: not an image sealtrail can open. CollectionError: the worker failed.
     """
-    worker = _Worker(str(path), "_inspect_in_child", str(path))
+    worker = Worker(str(path), _inspect_in_child, str(path))
     info: dict[str, Any] | None = None
     try:
         for tag, obj in worker.messages(stall_limit, None):
-            if tag == _TAG_MSG and obj["t"] == "info" and isinstance(obj.get("info"), dict):
+            if tag == TAG_MSG and obj["t"] == "info" and isinstance(obj.get("info"), dict):
                 info = obj["info"]
     finally:
         worker.close()
@@ -741,13 +396,13 @@ class _ImageRanges:
             self._fd = -1
 
 
-def _receive(worker: _Worker, writer: BundleWriter, got: _Received, stall_limit: float,
+def _receive(worker: Worker, writer: BundleWriter, got: _Received, stall_limit: float,
              time_limit: float | None, progress: ProgressFn | None,
              on_planned: Callable[[int, int], None] | None, image: _ImageRanges) -> None:
     sink: MemberSink | None = None
     files = nbytes = planned_items = planned_bytes = 0
     for tag, obj in worker.messages(stall_limit, time_limit):
-        if tag == _TAG_SLOT:
+        if tag == TAG_SLOT:
             if sink is None:
                 raise WorkerFailed(worker.image, "sent file bytes outside a member")
             index, length = obj
@@ -755,7 +410,7 @@ def _receive(worker: _Worker, writer: BundleWriter, got: _Received, stall_limit:
                 sink.write(chunk)  # copied into the bundle's staging buffer, hashed there
             nbytes += length
             continue
-        if tag == _TAG_DATA:
+        if tag == TAG_DATA:
             if sink is None:
                 raise WorkerFailed(worker.image, "sent file bytes outside a member")
             sink.write(obj)
@@ -827,7 +482,7 @@ def _receive(worker: _Worker, writer: BundleWriter, got: _Received, stall_limit:
 
 
 def _member_path(text: object) -> bytes:
-    relpath = _unb64(text)
+    relpath = unb64(text)
     if not relpath or b"\x00" in relpath:
         raise ValueError("bad member path")
     return relpath
@@ -881,12 +536,12 @@ def run_image_collection(
         custody=custody,
         details={"source": {"kind": "image", "path": image_path}, "requested": requested},
     )
-    worker: _Worker | None = None
+    worker: Worker | None = None
     writer: BundleWriter | None = None
     got = _Received()
     image = _ImageRanges(image_path)
     try:
-        worker = _Worker(image_path, "_collect_in_child", job, shared_slots=True)
+        worker = Worker(image_path, _collect_in_child, job, shared_slots=True)
         writer = BundleWriter(case.bundles_dir, bundle_id)
         _receive(worker, writer, got, stall_limit, time_limit, progress, on_planned, image)
         worker.close()
