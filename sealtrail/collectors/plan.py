@@ -310,7 +310,7 @@ def _plan_source(
     found: set[bytes] = set()
     for raw in source.paths:
         expansion = kb.expand(raw, source.separator)
-        unresolved.extend(expansion.unresolved)
+        unresolved.extend(kb.explain(v) for v in expansion.unresolved)
         patterns.extend(expansion.patterns or (raw,))
         for pattern in expansion.patterns:
             searched += 1

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 
 from sealtrail.collectors.source import DirectorySource, join_relpath
+from sealtrail.collectors.windows_profiles import from_registry
 
 __all__ = [
     "Expansion",
@@ -62,8 +63,9 @@ class User:
     Attributes:
         username: the account or profile folder name.
         uid: the numeric user id from ``etc/passwd``, None when only a folder was found.
-        homedir: the home folder as the host writes it (``/home/alice``, ``C:\\Users\\bob``).
-        sid: the Windows SID, None while unknown.
+        homedir: the home folder as the host writes it (``/home/alice``, ``C:\\Users\\bob``);
+            None for a Windows profile the registry names but the volume does not hold.
+        sid: the Windows SID (from the SOFTWARE hive's ProfileList), None while unknown.
         appdata: Windows roaming AppData folder, None elsewhere.
         localappdata: Windows local AppData folder, None elsewhere.
         temp: Windows per-user temp folder, None elsewhere.
@@ -71,7 +73,7 @@ class User:
 
     username: str
     uid: int | None
-    homedir: str
+    homedir: str | None
     sid: str | None = None
     appdata: str | None = None
     localappdata: str | None = None
@@ -136,6 +138,12 @@ class KnowledgeBase:
     os_name: str | None
     environ: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     users: tuple[User, ...] = ()
+    notes: Mapping[str, str] = field(default_factory=dict)
+
+    def explain(self, variable: str) -> str:
+        """``variable`` (as ``%%name%%``) with why it has no value, when that is known."""
+        note = self.notes.get(variable.strip("%").lower())
+        return f"{variable} ({note})" if note else variable
 
     @classmethod
     def from_source(cls, source: DirectorySource, os_name: str | None) -> KnowledgeBase:
@@ -145,7 +153,9 @@ class KnowledgeBase:
         plus every folder in ``home/*`` and ``root`` (and ``Users/*``, ``var/root`` on macOS).
         Windows: the ``Windows`` folder found case-insensitively gives ``systemroot`` and
         ``windir``; every folder in ``Users/*`` (but the ``All Users`` and ``Default User``
-        links) is a user profile.
+        links) is a user profile; the SOFTWARE hive's ProfileList adds SIDs and the profiles
+        kept elsewhere, and its SystemRoot wins when it names an existing folder
+        (`windows_profiles.from_registry`).
 
         Args:
             source: the folder source.
@@ -178,18 +188,15 @@ class KnowledgeBase:
                 name = os.fsdecode(entry.rsplit(b"/", 1)[-1])
                 if name.lower() in _WINDOWS_NON_PROFILES:
                     continue
-                home = "C:\\" + os.fsdecode(entry).replace("/", "\\")
-                users.append(
-                    User(
-                        username=name,
-                        uid=None,
-                        homedir=home,
-                        appdata=home + "\\AppData\\Roaming",
-                        localappdata=home + "\\AppData\\Local",
-                        temp=home + "\\AppData\\Local\\Temp",
-                    )
-                )
-        return cls(os_name="windows", environ=MappingProxyType(environ), users=tuple(users))
+                users.append(_windows_user(name, "C:\\" + os.fsdecode(entry).replace("/", "\\"),
+                                           None))
+        system_root = environ["systemroot"][0] if "systemroot" in environ else None
+        merged = from_registry(source, users, system_root, _windows_user)
+        if merged.system_root:
+            environ["systemroot"] = environ["windir"] = (merged.system_root,)
+        notes = {"users.sid": merged.sid_note} if merged.sid_note else {}
+        return cls(os_name="windows", environ=MappingProxyType(environ), users=merged.users,
+                   notes=MappingProxyType(notes))
 
     def values(self, variable: str) -> tuple[str, ...]:
         """All values of a non-user variable (``environ_systemroot``), empty if unknown."""
@@ -258,6 +265,16 @@ class KnowledgeBase:
         else:
             parts = value.split("/")
         return separator.join(escape_glob(p) for p in parts)
+
+
+def _windows_user(name: str, home: str | None, sid: str | None) -> User:
+    """A Windows profile; the AppData folders are derived from its home (when known)."""
+    return User(
+        username=name, uid=None, homedir=home, sid=sid,
+        appdata=home + "\\AppData\\Roaming" if home else None,
+        localappdata=home + "\\AppData\\Local" if home else None,
+        temp=home + "\\AppData\\Local\\Temp" if home else None,
+    )
 
 
 def _subfolders(source: DirectorySource, relpath: bytes) -> list[bytes]:
