@@ -235,13 +235,14 @@ class ImageSource(SourceQueries):
             crtime = meta.crtime
             # One tuple in FileInfo's field order, built without NamedTuple's Python-level
             # __new__: this runs once per directory entry.
+            # pytsk3 gives the numeric fields as int; only its enums go through int().
             return _new_tuple(FileInfo, (
-                relpath, kind, type_bits | (int(meta.mode) & 0o7777), max(0, int(meta.size)),
-                int(meta.uid), int(meta.gid), int(meta.addr), 0, int(meta.nlink),
-                int(meta.atime) * _NS + int(meta.atime_nano or 0),
-                int(meta.mtime) * _NS + int(meta.mtime_nano or 0),
-                int(meta.ctime) * _NS + int(meta.ctime_nano or 0),
-                int(crtime) * _NS + int(meta.crtime_nano or 0) if crtime else None,
+                relpath, kind, type_bits | (int(meta.mode) & 0o7777), max(0, meta.size),
+                meta.uid, meta.gid, meta.addr, 0, meta.nlink,
+                meta.atime * _NS + (meta.atime_nano or 0),
+                meta.mtime * _NS + (meta.mtime_nano or 0),
+                meta.ctime * _NS + (meta.ctime_nano or 0),
+                crtime * _NS + (meta.crtime_nano or 0) if crtime else None,
                 link or None, bool(int(meta.flags) & _META_ALLOC), deleted, self._index,
                 _fn_times(file) if self._ntfs else None,
             ))
