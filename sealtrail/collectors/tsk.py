@@ -129,12 +129,20 @@ def _reason(exc: BaseException) -> str:
     return "; ".join(dict.fromkeys(lines)) or type(exc).__name__
 
 
+#: File systems the last `read_layout` opened to probe them, by (image object id, offset):
+#: the next `open_fs` of the same image and offset takes it instead of opening it again.
+_PROBED: dict[tuple[int, int], tuple[pytsk3.Img_Info, pytsk3.FS_Info]] = {}
+
+
 def open_fs(img: pytsk3.Img_Info, offset: int) -> pytsk3.FS_Info:
-    """Open the file system at byte ``offset``.
+    """Open the file system at byte ``offset`` (or take the one `read_layout` just probed).
 
     Raises:
         OSError: TSK found no file system it can read there (message from TSK).
     """
+    probed = _PROBED.pop((id(img), offset), None)
+    if probed is not None and probed[0] is img:
+        return probed[1]
     return pytsk3.FS_Info(img, offset=offset)
 
 
@@ -144,6 +152,7 @@ def _probe(img: pytsk3.Img_Info, index: int, start: int, length: int, desc: str,
         fs = open_fs(img, start)
     except Exception as exc:  # noqa: BLE001 - pytsk3 raises IOError/OSError/RuntimeError
         return Partition(index, start, length, desc, None, _reason(exc))
+    _PROBED[(id(img), start)] = (img, fs)
     name = FS_TYPE_NAMES.get(int(fs.info.ftype), f"type 0x{int(fs.info.ftype):x}")
     claimed = int(fs.info.block_count) * int(fs.info.block_size)
     available = min(length, media_size - start)
@@ -158,6 +167,7 @@ def read_layout(handle: ImageHandle, img: pytsk3.Img_Info | None = None) -> Volu
     """The volume system and partitions of an image, each with its file system or the reason
     there is none. Without a volume system the whole image is partition 0."""
     img = img if img is not None else open_img(handle)
+    _PROBED.clear()  # only the file systems of this layout are kept for reuse
     try:
         vs = pytsk3.Volume_Info(img)
     except Exception:  # noqa: BLE001 - no (readable) partition table: a bare volume
