@@ -188,7 +188,7 @@ class Worker:
         ctx = multiprocessing.get_context("fork")
         self.image = image
         self.slots = SharedSlots() if shared_slots else None
-        self._lent: set[int] = set()  # slots named by the worker and not yet given back
+        self._lent: set[int] = set()  # slots the worker named and the parent has not given back
         self._reader, writer = ctx.Pipe(duplex=False)
         _widen_pipe(writer)
         self._pipe = open(self._reader.fileno(), "rb", buffering=0, closefd=False)  # noqa: SIM115
@@ -278,7 +278,6 @@ class Worker:
             yield view
         finally:
             view.release()
-            self._lent.discard(index)
             self._to_give.append(index)
             if len(self._to_give) >= _SLOTS // 2:  # in batches: fewer wake-ups of the worker
                 self._give_back()
@@ -340,6 +339,7 @@ class Worker:
 
     def _give_back(self) -> None:
         if self._to_give and self.slots is not None:
+            self._lent.difference_update(self._to_give)
             self.slots.give_back(bytes(self._to_give))
             self._to_give.clear()
 

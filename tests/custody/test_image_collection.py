@@ -263,6 +263,13 @@ def _bad_slot(channel, job):
     channel.slot_filled(200, 5)
 
 
+def _slot_not_given_back(channel, job):
+    channel.msg({"t": "begin", "relpath": "ZmlsZQ=="})
+    index = channel.slots.take()
+    channel.slot_filled(index, 5)
+    channel.slot_filled(index, 5)  # the parent still holds it: the worker does not own it
+
+
 def _runs_outside_image(channel, job):
     channel.msg({"t": "ranged", "relpath": "ZmlsZQ==", "runs": [[0, 512], [1 << 40, 512]],
                  "record": {"source": {}, "outcome": "collected", "reason": ""}})
@@ -311,6 +318,7 @@ def test_a_crashing_worker_is_reported_with_its_signal(case, keyring, monkeypatc
     (_bad_slot, "bad shared-memory slot"),
     (_oversized_slot, "bad shared-memory slot"),
     (_runs_outside_image, "outside the image"),
+    (_slot_not_given_back, "bad shared-memory slot"),
 ])
 def test_a_worker_breaking_the_protocol_is_stopped(case, keyring, monkeypatch, worker, reason):
     monkeypatch.setattr(image_collection, "_collect_in_child", worker)
