@@ -15,6 +15,7 @@ from typing import Any
 
 import pyewf
 
+from sealtrail.collectors.streams import LibyalMedia
 from sealtrail.errors import CollectionError
 
 __all__ = ["EwfImage", "open_ewf"]
@@ -37,7 +38,7 @@ _METADATA_KEYS = (
 
 
 @dataclass
-class EwfImage:
+class EwfImage(LibyalMedia):
     """An open EWF image.
 
     Attributes:
@@ -52,14 +53,6 @@ class EwfImage:
     stored_hashes: dict[str, str] = field(default_factory=dict)
     metadata: dict[str, str] = field(default_factory=dict)
     _handle: Any = None
-
-    def read(self, offset: int, size: int) -> bytes:
-        return self._handle.read_buffer_at_offset(size, offset)
-
-    def close(self) -> None:
-        if self._handle is not None:
-            self._handle.close()
-            self._handle = None
 
 
 def _text(value: object) -> str | None:

@@ -12,25 +12,18 @@ from typing import Any
 
 import pyqcow
 
+from sealtrail.collectors.streams import LibyalMedia
 from sealtrail.errors import CollectionError
 
 __all__ = ["QcowImage", "open_qcow"]
 
 
 @dataclass
-class QcowImage:
+class QcowImage(LibyalMedia):
     """An open QCOW image; ``size`` is the virtual disk size in bytes."""
 
     size: int
     _handle: Any = None
-
-    def read(self, offset: int, size: int) -> bytes:
-        return self._handle.read_buffer_at_offset(size, offset)
-
-    def close(self) -> None:
-        if self._handle is not None:
-            self._handle.close()
-            self._handle = None
 
 
 def open_qcow(path: Path) -> QcowImage:

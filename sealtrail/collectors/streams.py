@@ -47,3 +47,18 @@ class WindowStream(io.RawIOBase):
     def _read_at(self, position: int, view: memoryview) -> int:
         """Fill ``view`` with the bytes at ``position``; return how many were read."""
         raise NotImplementedError
+
+
+class LibyalMedia:
+    """``read``/``close`` over an open libyal handle (pyewf, pyqcow) kept in ``_handle``:
+    the media of a container format, read by offset."""
+
+    _handle: Any
+
+    def read(self, offset: int, size: int) -> bytes:
+        return self._handle.read_buffer_at_offset(size, offset)  # type: ignore[no-any-return]
+
+    def close(self) -> None:
+        if self._handle is not None:
+            self._handle.close()
+            self._handle = None

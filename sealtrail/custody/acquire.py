@@ -7,8 +7,9 @@ Order (the same custody steps as a collection, through `session.run_sealed`):
 2. ``collection_started`` is appended (source kind ``acquisition``, path, format, size).
 3. The media is read once, in ``CHUNK``-sized pieces, and each piece is written into the
    member ``data/<image file name>`` (``.raw`` appended when the file is a container such as
-   E01, whose member holds the media, not the container). While one piece is written, the
-   next is read on a helper thread; SHA-256 is computed by the bundle writer on its own thread
+   E01, whose member holds the media, not the container). A raw file or device is read
+   straight into the bundle's staging buffer; other formats are read through their handle one
+   piece ahead on a helper thread. SHA-256 is computed by the bundle writer on its own thread
    and MD5 / SHA-1 (when asked, or when the image stores them) on further threads: hashlib
    releases the GIL, so reading, hashing and writing overlap and memory stays at a few
    chunks whatever the image size.
@@ -32,9 +33,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sealtrail.collectors.images import ImageHandle, detect_format, open_image
+from sealtrail.collectors.images import ImageHandle, detect_format, open_image, open_read_only
 from sealtrail.custody.bundle_format import MANIFEST_KIND, ns_text
-from sealtrail.custody.bundle_writer import BundleWriter, MemberSink
+from sealtrail.custody.bundle_writer import BundleWriter, MemberSink, update_digest
 from sealtrail.custody.case import Case
 from sealtrail.custody.collection import ProgressFn, collection_context, now_utc, stat_fields
 from sealtrail.custody.keys import SigningKey
@@ -86,14 +87,6 @@ def _read_into(fd: int, view: memoryview) -> int:
     return os.readv(fd, [view])
 
 
-def _open_direct(path: Path) -> int:
-    flags = os.O_RDONLY | os.O_CLOEXEC
-    try:
-        return os.open(path, flags | getattr(os, "O_NOATIME", 0))  # no atime on the evidence
-    except PermissionError:
-        return os.open(path, flags)  # O_NOATIME needs ownership; plain read-only then
-
-
 @dataclass
 class _Media:
     """What is read: a raw fd or an image handle, with its size and description."""
@@ -123,7 +116,7 @@ def _open_media(path: Path) -> _Media:
     fmt = detect_format(path)  # UsageError / ImageError name the problem
     if fmt in _DIRECT:
         try:
-            fd = _open_direct(path)
+            fd = open_read_only(path)
         except OSError as exc:
             raise UsageError(f"cannot open {path} read-only: {exc.strerror}") from exc
         try:
@@ -140,42 +133,26 @@ def _open_media(path: Path) -> _Media:
                   metadata=dict(handle.metadata), segments=list(handle.segments))
 
 
-def _chunks(media: _Media, reader: ThreadPoolExecutor) -> Iterator[memoryview | bytes]:
-    """The media in order, each chunk read on ``reader`` while the caller uses the previous.
-
-    A chunk stays valid until the next one is requested (raw reads alternate two buffers).
-    Stops at ``media.size``; a source that ends early raises `CollectionError`.
-    """
+def _handle_chunks(media: _Media, handle: ImageHandle,
+                   reader: ThreadPoolExecutor) -> Iterator[bytes]:
+    """The media of an image handle in order, each chunk read on ``reader`` while the caller
+    uses the previous. Stops at ``media.size``; a source that ends early raises
+    `CollectionError`."""
     size = media.size
-    fd, handle = media.fd, media.handle
-    buffers = [memoryview(bytearray(CHUNK)) for _ in range(2)] if fd is not None else []
-
-    def read(i: int, offset: int) -> memoryview | bytes:
-        want = min(CHUNK, size - offset)
-        if handle is not None:
-            return handle.read(offset, want)
-        assert fd is not None
-        view = buffers[i % 2][:want]
-        got = 0
-        while got < want:
-            n = _read_into(fd, view[got:])
-            if n == 0:
-                break
-            got += n
-        return view[:got]
-
-    offset, i = 0, 0
-    pending = reader.submit(read, 0, 0) if size else None
+    offset = 0
+    pending = reader.submit(handle.read, 0, min(CHUNK, size)) if size else None
     while pending is not None:
         chunk = pending.result()
-        if not len(chunk):
-            raise CollectionError(
-                f"{media.path}: image ended after {offset:,} of {size:,} bytes"
-            )
+        if not chunk:
+            raise _ended_early(media, offset)
         offset += len(chunk)
-        i += 1
-        pending = reader.submit(read, i, offset) if offset < size else None
+        pending = (reader.submit(handle.read, offset, min(CHUNK, size - offset))
+                   if offset < size else None)
         yield chunk
+
+
+def _ended_early(media: _Media, offset: int) -> CollectionError:
+    return CollectionError(f"{media.path}: image ended after {offset:,} of {media.size:,} bytes")
 
 
 def _media_chunks(media: _Media, sink: MemberSink) -> Iterator[list[memoryview | bytes]]:
@@ -183,29 +160,23 @@ def _media_chunks(media: _Media, sink: MemberSink) -> Iterator[list[memoryview |
 
     A raw file or device is read straight into the bundle's staging buffer (`MemberSink.fill`:
     no copy in Python, and the read releases the GIL for the hash thread); other formats are
-    read through their handle on a helper thread, one chunk ahead (`_chunks`).
+    read through their handle on a helper thread, one chunk ahead (`_handle_chunks`).
     Stops at ``media.size``; a source that ends early raises `CollectionError`.
     """
-    if media.fd is None:
+    if media.handle is not None:
         with ThreadPoolExecutor(1, thread_name_prefix="sealtrail-read") as reader:
-            for chunk in _chunks(media, reader):
+            for chunk in _handle_chunks(media, media.handle, reader):
                 sink.write(chunk)
                 yield [chunk]
         return
+    assert media.fd is not None
     fd, offset = media.fd, 0
     while offset < media.size:
         staged = sink.fill(lambda view: _read_into(fd, view), min(CHUNK, media.size - offset))
         if not staged:
-            raise CollectionError(
-                f"{media.path}: image ended after {offset:,} of {media.size:,} bytes"
-            )
+            raise _ended_early(media, offset)
         offset += sum(len(part) for part in staged)
         yield staged
-
-
-def _update_all(digest: Any, parts: list[memoryview | bytes]) -> None:  # noqa: ANN401
-    for part in parts:
-        digest.update(part)
 
 
 def _snapshot(st: os.stat_result) -> dict[str, Any]:
@@ -228,7 +199,7 @@ def _copy(media: _Media, writer: BundleWriter, extras: list[str],
         with ThreadPoolExecutor(max(1, len(hashers)),
                                 thread_name_prefix="sealtrail-hash-extra") as pool:
             for chunk in _media_chunks(media, sink):
-                pending = [pool.submit(_update_all, h, chunk) for h in hashers.values()]
+                pending = [pool.submit(update_digest, h, chunk) for h in hashers.values()]
                 for future in pending:
                     future.result()  # before the chunk's buffer is reused
                 done += sum(len(part) for part in chunk)

@@ -34,7 +34,7 @@ import errno
 import hashlib
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -142,12 +142,11 @@ class MemberSink:
         for part in staged:
             self._crc = crc32(part, self._crc)
         if self._pool is not None and nbytes >= _THREADED_HASH_MIN:
-            self._behind = self._pool.submit(_update, self._hash, staged)
+            self._behind = self._pool.submit(update_digest, self._hash, staged)
             self._file.hold(self._behind)
         else:
             self._catch_up()
-            for part in staged:
-                self._hash.update(part)
+            update_digest(self._hash, staged)
 
     def _catch_up(self) -> None:
         if self._behind is not None:
@@ -174,7 +173,8 @@ def _written(name: str, digest: Any, size: int) -> WrittenMember:  # noqa: ANN40
     return WrittenMember(name, digest.hexdigest(), size)
 
 
-def _update(digest: Any, parts: list[memoryview]) -> None:  # noqa: ANN401 - a hashlib object
+def update_digest(digest: Any, parts: Sequence[memoryview | bytes]) -> None:  # noqa: ANN401
+    """Feed ``parts`` to a hashlib object, in order."""
     for part in parts:
         digest.update(part)
 
@@ -235,7 +235,7 @@ class BundleWriter:
         Only an optimisation (the seal's fsync is what makes the bundle durable), except that
         an I/O error is raised here: once waited for, the kernel would not report it again.
         """
-        if not self._writeback or _sync_file_range is None or self.file.direct:
+        if not self._writeback or _sync_file_range is None:
             return
         end = self.file.on_disk  # bytes handed to the kernel; the rest is still staged
         fd = self.file.fileno()

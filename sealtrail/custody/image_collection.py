@@ -38,6 +38,7 @@ from sealtrail.collectors.bodyfile import (
     bodyfile_member_path,
     write_bodyfile,
 )
+from sealtrail.collectors.images import open_read_only
 from sealtrail.collectors.plan import ArtifactOutcome, CollectionPlan, PlannedItem
 from sealtrail.collectors.source import FileInfo, SwappedFile
 from sealtrail.custody.bundle_format import ns_text
@@ -347,11 +348,7 @@ class _ImageRanges:
         self._size = 0
 
     def _open(self) -> None:
-        flags = os.O_RDONLY | os.O_CLOEXEC
-        try:
-            self._fd = os.open(self.path, flags | getattr(os, "O_NOATIME", 0))
-        except PermissionError:
-            self._fd = os.open(self.path, flags)  # O_NOATIME needs ownership
+        self._fd = open_read_only(self.path)
         self._size = os.lseek(self._fd, 0, os.SEEK_END)
 
     def copy_runs(self, runs: Any, sink: MemberSink) -> tuple[int, str]:  # noqa: ANN401
@@ -440,9 +437,7 @@ def _receive(worker: Worker, writer: BundleWriter, got: _Received, stall_limit: 
             elif kind == "ranged":  # a whole member as byte ranges of the image
                 if sink is not None:
                     raise ValueError("a member began before the previous one ended")
-                record = dict(obj["record"])
-                if not isinstance(record.get("source"), dict):
-                    raise ValueError("member record without a source")
+                record = _record(obj, "member")
                 ranged = writer.open_member(_member_path(obj["relpath"]))
                 copied, short = image.copy_runs(obj["runs"], ranged)
                 nbytes += copied
@@ -456,17 +451,11 @@ def _receive(worker: Worker, writer: BundleWriter, got: _Received, stall_limit: 
                     raise ValueError("a member ended that never began")
                 written = sink.close_later()  # the digest is filled in by `_digests_in`
                 sink = None
-                record = dict(obj["record"])
-                if not isinstance(record.get("source"), dict):
-                    raise ValueError("member record without a source")
-                got.members.append(record)
+                got.members.append(_record(obj, "member"))
                 got.written.append(written)
                 files += 1
             elif kind == "entry":
-                record = dict(obj["record"])
-                if not isinstance(record.get("source"), dict):
-                    raise ValueError("entry record without a source")
-                got.entries.append(record)
+                got.entries.append(_record(obj, "entry"))
                 files += 1
             elif kind != "done":
                 raise ValueError(f"unknown message {kind!r}")
@@ -479,6 +468,14 @@ def _receive(worker: Worker, writer: BundleWriter, got: _Received, stall_limit: 
     if sink is not None:
         raise WorkerFailed(worker.image, "finished in the middle of a member")
     _digests_in(got)
+
+
+def _record(message: dict[str, Any], what: str) -> dict[str, Any]:
+    """The manifest record a message carries (a copy), which must have a source."""
+    record = dict(message["record"])
+    if not isinstance(record.get("source"), dict):
+        raise ValueError(f"{what} record without a source")
+    return record
 
 
 def _member_path(text: object) -> bytes:
