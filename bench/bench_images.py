@@ -361,7 +361,7 @@ def extraction(args: argparse.Namespace, folder: Path, image: Path, nbytes: int)
               f"{got['outcomes']}, peak RSS "
               f"{got['rss_kib'] / 1024:.0f} MiB + worker {got['worker_rss_kib'] / 1024:.0f} MiB, "
               f"CPU {got['cpu_parent']:.2f} s parent (all threads) + {got['cpu_worker']:.2f} s "
-              f"worker); without data runs {tsk_s[-1]:.2f} s")
+              f"image worker and SHA-256 helper); without data runs {tsk_s[-1]:.2f} s")
     ref_rate = nbytes / median(ref_s) / 1e6
     our_rate = nbytes / median(ours_s) / 1e6
     print()
@@ -378,8 +378,9 @@ def extraction(args: argparse.Namespace, folder: Path, image: Path, nbytes: int)
     print(f"  ratio sealtrail/reference: {our_rate / ref_rate:.2f} (target >= 0.80); "
           f"sealtrail/copy floor: {our_rate / floor_rate:.2f}")
     busy = median(cpu_s)
-    print(f"  sealtrail CPU (parent + worker, median): {busy:.2f} s; on {os.cpu_count()} cores "
-          f"no run could take under {busy / (os.cpu_count() or 1):.2f} s, a ratio of at most "
+    print(f"  sealtrail CPU (parent + child processes, median): {busy:.2f} s; on "
+          f"{os.cpu_count()} cores no run could take under {busy / (os.cpu_count() or 1):.2f} s, "
+          f"a ratio of at most "
           f"{median(ref_s) / (busy / (os.cpu_count() or 1)):.2f}")
     print(f"  peak RSS: collecting process {max(rss) / 1024:.0f} MiB, image worker "
           f"{max(worker_rss) / 1024:.0f} MiB (max of {args.runs} runs; largest file "

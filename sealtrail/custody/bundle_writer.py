@@ -10,9 +10,12 @@ Invariants:
 - The ZIP layout is the one Python's ``zipfile`` writes (`zip_writer.StoredZip`).
 
 Speed: a chunk is copied once, into the staging buffer; the CRC-32 (ISA-L) is computed there on
-the calling thread while the SHA-256 of the previous chunks runs on a helper thread (hashlib
-releases the GIL on large buffers, so on two cores the two overlap). ``write`` does not wait for
-the SHA-256: the staging buffer is held until it is done.
+the calling thread while the SHA-256 of the previous chunks runs in a helper process
+(`hash_process`: it maps the staging buffers and has its own interpreter lock, so on two cores
+the two overlap fully) or, where no such process can be started, on a helper thread. ``write``
+does not wait for the SHA-256: the staging buffer is held until it is done. A member whose
+first chunk is small (under 16 KiB: a small file, a bodyfile written line by line) is hashed on
+the calling thread, where a hand-off would cost more than it saves.
 
 Disk path: the file is a `direct_file.StagedFile`: bytes are staged and written in large
 aligned blocks with ``O_DIRECT``, so they do not pass through the page cache and leave no dirty
@@ -38,7 +41,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from sealtrail.custody.bundle_format import (
     BUNDLE_SUFFIX,
@@ -53,6 +56,7 @@ from sealtrail.custody.checksums import crc32
 from sealtrail.custody.direct_file import StagedFile
 from sealtrail.custody.durable import fsync_dir
 from sealtrail.custody.envelope import sign_envelope
+from sealtrail.custody.hash_process import HashProcess, RangeTicket
 from sealtrail.custody.keys import SigningKey
 from sealtrail.custody.zip_writer import StoredZip, ZipEntry
 from sealtrail.errors import CollectionError
@@ -60,6 +64,8 @@ from sealtrail.errors import CollectionError
 _READ_ONLY_FILE = 0o100444 << 16  # ZIP external attributes: a regular file, r--r--r--
 # Below this a hand-off to the hash thread costs more than it saves; hash on the calling thread.
 _THREADED_HASH_MIN = 16 * 1024
+#: Whether to hash in a helper process (`hash_process`) where the platform allows it.
+USE_HASH_PROCESS = True
 #: Bytes written between two write-back requests (see the module docstring).
 WRITEBACK_STEP = 128 << 20
 _SFR_WAIT_BEFORE, _SFR_WRITE, _SFR_WAIT_AFTER = 1, 2, 4  # <linux/fs.h>
@@ -89,30 +95,44 @@ class WrittenMember:
     size: int
 
 
+class PendingMember(Protocol):
+    """A member ended whose digest may still be computed (a Future, or the helper's)."""
+
+    def done(self) -> bool: ...
+
+    def result(self) -> WrittenMember: ...
+
+
 class MemberSink:
     """One member being written: ``write`` stores, checksums and hashes; ``close`` returns its
     digest.
 
     Each chunk is first copied into the bundle file's staging buffer (`StagedFile.append`); the
-    CRC-32 and the SHA-256 are computed over that staged copy, which only this process can
-    change, so they are always of the bytes written. The SHA-256 of a large chunk runs on the
-    writer's hash thread (updates queued in write order, the staging buffer held until they are
-    done); `write` returns at once and the caller may reuse its buffer.
+    CRC-32 and the SHA-256 are computed over that staged copy, which only this process and its
+    hashing helper can see and only this process can change, so they are always of the bytes
+    written. Where the SHA-256 runs is decided at the member's first chunk, for the whole
+    member: a small first chunk (under 16 KiB) is hashed here, on the calling thread, and so is
+    the rest of that member; otherwise the writer's helper process (`hash_process`) hashes it,
+    or, where there is none, its hash thread. Updates are queued in write order and the staging
+    buffer is held until they are done; `write` returns at once and the caller may reuse its
+    buffer.
     """
 
-    __slots__ = ("_behind", "_crc", "_entry", "_file", "_hash", "_pool", "_writer", "name",
-                 "size")
+    __slots__ = ("_behind", "_crc", "_entry", "_file", "_hash", "_member", "_mode", "_pool",
+                 "_process", "_writer", "name", "size")
 
-    def __init__(self, name: str, entry: ZipEntry, writer: BundleWriter,
-                 pool: ThreadPoolExecutor | None) -> None:
+    def __init__(self, name: str, entry: ZipEntry, writer: BundleWriter, member: int) -> None:
         self.name = name
         self._entry = entry
         self._writer = writer
         self._file = writer.file
-        self._pool = pool
-        self._hash = hashlib.sha256()
+        self._member = member  # this member's number for the helper process
+        self._mode = ""  # "here", "thread" or "process", from the first chunk on
+        self._pool: ThreadPoolExecutor | None = None
+        self._process: HashProcess | None = None
+        self._hash = hashlib.sha256()  # unused in "process" mode: the helper has the state
         self._crc = 0
-        self._behind: Future[None] | None = None  # the last hash update still queued
+        self._behind: Future[None] | None = None  # the last hash-thread update still queued
         self.size = 0
 
     def write(self, chunk: memoryview | bytes | bytearray) -> None:
@@ -138,15 +158,32 @@ class MemberSink:
         return staged
 
     def _staged(self, staged: list[memoryview], nbytes: int) -> None:
-        """CRC-32 here, SHA-256 on the hash thread (the buffer held until it is done)."""
+        """CRC-32 here; SHA-256 where the member's first chunk decided (see the class)."""
         for part in staged:
             self._crc = crc32(part, self._crc)
-        if self._pool is not None and nbytes >= _THREADED_HASH_MIN:
+        mode = self._mode or self._choose(nbytes)
+        if mode == "process":
+            assert self._process is not None
+            seq = 0
+            for offset, length in self._file.last_spans:
+                seq = self._process.update(self._member, offset, length)
+            self._file.hold(RangeTicket(self._process, seq))
+        elif mode == "thread" and nbytes >= _THREADED_HASH_MIN:
+            assert self._pool is not None
             self._behind = self._pool.submit(update_digest, self._hash, staged)
             self._file.hold(self._behind)
         else:
             self._catch_up()
             update_digest(self._hash, staged)
+
+    def _choose(self, nbytes: int) -> str:
+        if nbytes < _THREADED_HASH_MIN:
+            self._mode = "here"
+        elif (process := self._writer.hash_process()) is not None:
+            self._mode, self._process = "process", process
+        else:
+            self._mode, self._pool = "thread", self._writer.hash_pool()
+        return self._mode
 
     def _catch_up(self) -> None:
         if self._behind is not None:
@@ -157,10 +194,13 @@ class MemberSink:
         """End the member; its digest, once every queued update is done."""
         return self.close_later().result()
 
-    def close_later(self) -> Future[WrittenMember]:
+    def close_later(self) -> PendingMember:
         """End the member now (its ZIP header needs only the CRC-32 and size); the digest
-        follows on the hash thread, so the caller can go on to the next member meanwhile."""
+        follows from the helper, so the caller can go on to the next member meanwhile."""
         self._writer.end_member(self._entry, self._crc, self.size)
+        if self._process is not None:
+            seq = self._process.request_digest(self._member)
+            return _PendingDigest(self._process, self._member, seq, self.name, self.size)
         if self._behind is None or self._pool is None:
             done: Future[WrittenMember] = Future()
             done.set_result(WrittenMember(self.name, self._hash.hexdigest(), self.size))
@@ -171,6 +211,24 @@ class MemberSink:
 
 def _written(name: str, digest: Any, size: int) -> WrittenMember:  # noqa: ANN401
     return WrittenMember(name, digest.hexdigest(), size)
+
+
+class _PendingDigest:
+    """A member's `WrittenMember` once the helper process has its digest (Future-shaped)."""
+
+    __slots__ = ("_member", "_name", "_process", "_seq", "_size")
+
+    def __init__(self, process: HashProcess, member: int, seq: int, name: str,
+                 size: int) -> None:
+        self._process, self._member, self._seq = process, member, seq
+        self._name, self._size = name, size
+
+    def done(self) -> bool:
+        return self._process.done(self._seq)
+
+    def result(self) -> WrittenMember:
+        return WrittenMember(self._name, self._process.digest(self._member, self._seq),
+                             self._size)
 
 
 def update_digest(digest: Any, parts: Sequence[memoryview | bytes]) -> None:  # noqa: ANN401
@@ -196,7 +254,10 @@ class BundleWriter:
         self._zip = StoredZip(self.file)
         self._folded: set[str] = set()
         self._sealed = False
-        self._pool = ThreadPoolExecutor(1, thread_name_prefix="sealtrail-hash")
+        self._process: HashProcess | None = None  # started at the first large member
+        self._process_failed = False
+        self._pool: ThreadPoolExecutor | None = None  # only where no helper process starts
+        self._members = 0
         self._unsynced = 0  # bytes written since the last write-back request
         self._wb_done = 0  # [0, _wb_done) written back and dropped from the page cache
         self._wb_asked = 0  # [_wb_done, _wb_asked) write-back requested, not waited for
@@ -216,7 +277,28 @@ class BundleWriter:
         """Start a member for the source path ``relpath``; write to it, then close it."""
         name = self._unique_name(relpath)
         entry = self._zip.begin(name, _READ_ONLY_FILE, zip64=True)
-        return MemberSink(name, entry, self, self._pool)
+        self._members += 1
+        return MemberSink(name, entry, self, self._members)
+
+    def hash_process(self) -> HashProcess | None:
+        """The hashing helper process, started at the first call; None where it cannot run
+        (no memfd, ``USE_HASH_PROCESS`` off, or it failed to start: then the hash thread)."""
+        if self._process is None and not self._process_failed:
+            shared = self.file.shared_fd
+            if USE_HASH_PROCESS and shared is not None:
+                try:
+                    self._process = HashProcess(shared, self.file.shared_size)
+                except OSError:
+                    self._process_failed = True  # e.g. no processes left
+            else:
+                self._process_failed = True
+        return self._process
+
+    def hash_pool(self) -> ThreadPoolExecutor:
+        """The hash thread, started at the first call."""
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(1, thread_name_prefix="sealtrail-hash")
+        return self._pool
 
     def end_member(self, entry: ZipEntry, crc: int, size: int) -> None:
         """Called by `MemberSink.close`: the member's CRC-32 and size into its ZIP header."""
@@ -267,7 +349,9 @@ class BundleWriter:
         if fold_name(name) in self._folded:
             raise CollectionError(f"member {name} is already in the bundle")
         self._folded.add(fold_name(name))
-        sink = MemberSink(name, self._zip.begin(name, _READ_ONLY_FILE, zip64=True), self, None)
+        self._members += 1
+        sink = MemberSink(name, self._zip.begin(name, _READ_ONLY_FILE, zip64=True), self,
+                          self._members)
         sink.write(data)
         return sink.close()
 
@@ -279,7 +363,7 @@ class BundleWriter:
         payload = canonical_json(manifest)
         envelope = sign_envelope(MANIFEST_TYPE, payload, key)
         self._zip.add(MANIFEST_MEMBER, envelope, _READ_ONLY_FILE, crc32(envelope, 0))
-        self._pool.shutdown()
+        self._stop_hashing()
         self._zip.finish()
         self.file.finish()  # the staged tail written, then fsync
         self.file.close()
@@ -288,9 +372,15 @@ class BundleWriter:
         self._sealed = True
         return self.final_path, payload
 
+    def _stop_hashing(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown()
+        if self._process is not None:
+            self._process.close()
+
     def abandon(self) -> Path:
         """Close what was written without sealing; the ``.partial`` file is kept as a record."""
-        self._pool.shutdown()
+        self._stop_hashing()
         if not self._sealed:
             # the members ended so far get a central directory (none while one is open)
             closers = (self.file.close,) if self._zip.writing else (

@@ -38,15 +38,25 @@ import mmap
 import os
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any
+from typing import Any, Protocol
 
-__all__ = ["STAGE", "StagedFile"]
+__all__ = ["STAGE", "Reader", "StagedFile"]
 
 #: Staging buffer size, and the unit (and alignment) of every write to disk. A multiple of
 #: every logical block size O_DIRECT can require.
 STAGE = 8 << 20
 #: Whether to try O_DIRECT at all (tests switch it off to exercise the ordinary path).
 USE_DIRECT_IO = hasattr(os, "O_DIRECT")
+#: Whether to put the staging buffers in a memfd another process can map (`shared_fd`).
+USE_SHARED_STAGE = True
+
+
+class Reader(Protocol):
+    """Someone still reading staged bytes: a Future, or a hashing helper's ticket."""
+
+    def done(self) -> bool: ...
+
+    def result(self) -> Any: ...  # noqa: ANN401 - waits; the value is not used
 
 
 class StagedFile:
@@ -64,11 +74,18 @@ class StagedFile:
                     os.close(self._plain)
                     raise
         self._stage_size = STAGE
-        self._buffers = [mmap.mmap(-1, STAGE) for _ in range(2)]  # page-aligned, for O_DIRECT
-        self._views = [memoryview(b) for b in self._buffers]
+        # Both buffers in one page-aligned mapping (as O_DIRECT needs), backed by a memfd where
+        # there is one, so a hashing helper process can map the same bytes (`shared_fd`).
+        self.shared_fd = _memfd(2 * STAGE)
+        self._mapping = (mmap.mmap(self.shared_fd, 2 * STAGE) if self.shared_fd is not None
+                         else mmap.mmap(-1, 2 * STAGE))
+        whole = memoryview(self._mapping)
+        self._views = [whole[:STAGE], whole[STAGE:]]
+        self._whole = whole
+        self.last_spans: list[tuple[int, int]] = []  # (offset in the mapping, length)
         self._current = 0  # the buffer being filled
         self._fill = 0  # bytes staged in it
-        self._held: list[Future[Any] | None] = [None, None]  # readers to wait for, per buffer
+        self._held: list[Reader | None] = [None, None]  # readers to wait for, per buffer
         self._touched: tuple[int, ...] = ()  # buffers the last append wrote into
         self._writer: ThreadPoolExecutor | None = None
         self._pending: tuple[Future[None], memoryview, int] | None = None  # write in flight
@@ -85,6 +102,11 @@ class StagedFile:
     def end(self) -> int:
         """The file's length so far (what has been appended)."""
         return self.on_disk + self._fill
+
+    @property
+    def shared_size(self) -> int:
+        """The size of the staging mapping behind `shared_fd` (offsets in `last_spans`)."""
+        return 2 * self._stage_size
 
     @property
     def max_append(self) -> int:
@@ -104,6 +126,7 @@ class StagedFile:
         if len(view) > self._stage_size:
             raise ValueError(f"append of {len(view)} bytes: at most {self._stage_size} at once")
         staged: list[memoryview] = []
+        spans: list[tuple[int, int]] = []
         touched = [self._current]
         done = 0
         while done < len(view):
@@ -113,6 +136,7 @@ class StagedFile:
             target = self._views[self._current][self._fill:self._fill + take]
             target[:] = view[done:done + take]
             staged.append(target)
+            spans.append((self._current * self._stage_size + self._fill, take))
             self._fill += take
             done += take
             if self._fill == self._stage_size:
@@ -120,6 +144,7 @@ class StagedFile:
                 if done < len(view):
                     touched.append(self._current)
         self._touched = tuple(touched)
+        self.last_spans = spans
         return staged
 
     def fill(self, readinto: Callable[[memoryview], int], limit: int) -> list[memoryview]:
@@ -142,12 +167,13 @@ class StagedFile:
         if not 0 <= n <= room:
             raise ValueError(f"fill reported {n} bytes for a room of {room}")
         self._touched = (self._current,)
+        self.last_spans = [(self._current * self._stage_size + start, n)] if n else []
         self._fill += n
         if self._fill == self._stage_size:
             self._write_block()
         return [target[:n]] if n else []
 
-    def hold(self, reader: Future[Any]) -> None:
+    def hold(self, reader: Reader) -> None:
         """Keep the buffers the last `append` wrote into from being filled again until
         ``reader`` is done (futures given in order: a later one is done after an earlier)."""
         for index in self._touched:
@@ -227,16 +253,35 @@ class StagedFile:
             self._writer.shutdown()  # a write in flight finishes (its error is not raised here)
         self._pending = None
         self._held = [None, None]
-        for view, buffer in zip(self._views, self._buffers, strict=True):
+        for view in (*self._views, self._whole):
             view.release()
-            try:
-                buffer.close()
-            except BufferError:
-                pass  # a view is still referenced somewhere: unmapped when it is collected
+        try:
+            self._mapping.close()
+        except BufferError:
+            pass  # a view is still referenced somewhere: unmapped when it is collected
         for fd in (self._direct, self._plain):
             if fd >= 0:
                 os.close(fd)
         self._direct = self._plain = -1
+        if self.shared_fd is not None:
+            os.close(self.shared_fd)
+            self.shared_fd = None
+
+
+def _memfd(size: int) -> int | None:
+    """An anonymous memory file of ``size`` bytes (Linux), or None where there is none."""
+    if not USE_SHARED_STAGE or not hasattr(os, "memfd_create"):
+        return None
+    try:
+        fd = os.memfd_create("sealtrail-stage", os.MFD_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        os.ftruncate(fd, size)
+    except OSError:
+        os.close(fd)
+        return None
+    return fd
 
 
 def _pwrite_all(fd: int, view: memoryview, offset: int) -> None:

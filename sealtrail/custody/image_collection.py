@@ -28,7 +28,6 @@ import errno
 import hashlib
 import os
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -42,7 +41,7 @@ from sealtrail.collectors.images import open_read_only
 from sealtrail.collectors.plan import ArtifactOutcome, CollectionPlan, PlannedItem
 from sealtrail.collectors.source import FileInfo, SwappedFile
 from sealtrail.custody.bundle_format import ns_text
-from sealtrail.custody.bundle_writer import BundleWriter, MemberSink, WrittenMember
+from sealtrail.custody.bundle_writer import BundleWriter, MemberSink, PendingMember
 from sealtrail.custody.case import Case
 from sealtrail.custody.collection import (
     CHUNK,
@@ -317,7 +316,7 @@ class _Received:
     partitions: dict[int, dict[str, Any]] = field(default_factory=dict)
     artifacts: list[dict[str, Any]] = field(default_factory=list)
     members: list[dict[str, Any]] = field(default_factory=list)
-    written: list[Future[WrittenMember]] = field(default_factory=list)  # digests, in order
+    written: list[PendingMember] = field(default_factory=list)  # digests, in order
     entries: list[dict[str, Any]] = field(default_factory=list)
     hosts: list[str] = field(default_factory=list)
     oses: list[str] = field(default_factory=list)

@@ -10,22 +10,26 @@ from pathlib import Path
 
 import pytest
 
-from sealtrail.custody import direct_file
+from sealtrail.custody import bundle_writer, direct_file
 from sealtrail.custody.bundle_writer import BundleWriter
+from sealtrail.errors import CollectionError
 from tests.conftest import Keyring
 
 SMALL_STAGE = 64 << 10
 
 
+@pytest.mark.parametrize("hashing", ["process", "thread"])
 @pytest.mark.parametrize("path", ["direct", "page cache"])
 def test_many_members_of_every_size_keep_exact_digests(
-    tmp_path: Path, keyring: Keyring, monkeypatch: pytest.MonkeyPatch, path: str
+    tmp_path: Path, keyring: Keyring, monkeypatch: pytest.MonkeyPatch, path: str, hashing: str
 ) -> None:
     """Members from empty to several staging buffers long, written in chunks of every size
     (some straight into the staging buffer with `fill`), digests taken before the next
-    member: every SHA-256 and CRC-32 equals one computed independently over the source."""
+    member: every SHA-256 and CRC-32 equals one computed independently over the source,
+    whether the helper process or the hash thread computed it."""
     monkeypatch.setattr(direct_file, "STAGE", SMALL_STAGE)
     monkeypatch.setattr(direct_file, "USE_DIRECT_IO", path == "direct")
+    monkeypatch.setattr(bundle_writer, "USE_HASH_PROCESS", hashing == "process")
     rng = random.Random(99)
     writer = BundleWriter(tmp_path, "stress")
     expected: dict[str, tuple[str, int]] = {}
@@ -53,6 +57,8 @@ def test_many_members_of_every_size_keep_exact_digests(
         pending.append(sink.close_later())
         expected[f"data/f{i}"] = (hashlib.sha256(data).hexdigest(), zlib.crc32(data))
     written = {w.name: w for w in (p.result() for p in pending)}
+    assert (writer._process is not None) == (hashing == "process")
+    assert (writer._pool is not None) == (hashing == "thread")
     writer.seal({"members": []}, keyring.alice.key)
     assert {n: w.sha256 for n, w in written.items()} == {n: e[0] for n, e in expected.items()}
     with zipfile.ZipFile(tmp_path / "stress.stb") as bundle:
@@ -61,3 +67,54 @@ def test_many_members_of_every_size_keep_exact_digests(
             info = bundle.getinfo(name)
             assert info.CRC == crc
             assert hashlib.sha256(bundle.read(name)).hexdigest() == sha256
+
+
+def test_a_helper_that_dies_fails_the_member_instead_of_giving_a_digest(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(direct_file, "STAGE", SMALL_STAGE)
+    writer = BundleWriter(tmp_path, "dead")
+    sink = writer.open_member(b"big")
+    sink.write(b"x" * 50_000)  # large first chunk: the helper process hashes this member
+    process = writer.hash_process()
+    assert process is not None
+    process._proc.kill()
+    process._proc.wait()
+    with pytest.raises(CollectionError, match="SHA-256 helper process: .*killed by signal 9"):
+        sink.write(b"y" * 5 * SMALL_STAGE)  # refilling a buffer waits for the dead helper
+    partial = writer.abandon()
+    assert partial.exists()
+    assert not (tmp_path / "dead.stb").exists()
+
+
+def test_small_members_are_hashed_here_and_start_no_helper(tmp_path: Path,
+                                                            keyring: Keyring) -> None:
+    writer = BundleWriter(tmp_path, "small")
+    for i in range(5):
+        sink = writer.open_member(f"s{i}".encode())
+        sink.write(b"a" * 1000)
+        sink.write(b"b" * 100_000)  # later chunks follow the first one's choice
+        assert sink.close().sha256 == hashlib.sha256(b"a" * 1000 + b"b" * 100_000).hexdigest()
+    assert writer._process is None and writer._pool is None
+    writer.seal({"members": []}, keyring.alice.key)
+
+
+def test_the_helper_imports_nothing_from_the_working_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, keyring: Keyring
+) -> None:
+    """A ``sealtrail`` package planted in the folder the examiner runs from is not what the
+    hashing helper runs (it is started with ``python -P``)."""
+    planted = tmp_path / "cwd" / "sealtrail" / "custody"
+    planted.mkdir(parents=True)
+    marker = tmp_path / "planted-code-ran"
+    for folder in (planted.parent, planted):
+        (folder / "__init__.py").write_text(f"open({str(marker)!r}, 'w').close()\n")
+    monkeypatch.chdir(tmp_path / "cwd")
+    (tmp_path / "out").mkdir()
+    writer = BundleWriter(tmp_path / "out", "planted")
+    sink = writer.open_member(b"big")
+    sink.write(b"z" * 100_000)
+    assert sink.close().sha256 == hashlib.sha256(b"z" * 100_000).hexdigest()
+    assert writer._process is not None
+    writer.seal({"members": []}, keyring.alice.key)
+    assert not marker.exists()

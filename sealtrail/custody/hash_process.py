@@ -1,0 +1,276 @@
+"""SHA-256 of the bundle's staged bytes in a helper process: hashing never waits for the GIL.
+
+Why a process: the bundle writer's hash thread shares the interpreter lock with the thread that
+copies, checksums and keeps records. Each ``hashlib`` update has to take that lock back before
+it can return, and on this 2-core machine a thread doing Python work beside it slowed the hash
+thread's SHA-256 from ~1,780 MB/s to ~1,070-1,470 MB/s of its own CPU time (and far more in
+wall time). A process has its own interpreter, so its SHA-256 runs at the machine's speed while
+the collecting thread works (bench/bench_images.py, docs/benchmarks.md).
+
+What it sees: the staging buffers of the bundle file (`direct_file.StagedFile`) live in one
+``memfd`` mapping that the helper maps read-only; the helper is told, in order, which ranges of
+it belong to which member, and answers with how far it got and, at a member's end, its digest.
+So the digest is of exactly the staged bytes that go to disk, as with the hash thread; the
+writer keeps a buffer from being refilled until the helper has acknowledged every range in it.
+
+The helper is started from ``sys.executable`` with this module, parses nothing from evidence
+and holds no key; it exits when its command pipe closes. If it dies, the next wait raises
+`HashProcessFailed` (a `CollectionError`): a bundle is then not sealed, never sealed with a
+digest that was not computed.
+
+Protocol (fixed-size little-endian records):
+    command  ``<cQQQQ``: kind, member, a, b, seq; kind ``U`` = update (a = offset in the
+             mapping, b = length), ``D`` = digest of the member (a, b unused).
+    reply    ``<cQQ32s``: kind, member, seq, digest; ``A`` = every command up to seq is done,
+             ``H`` = the digest of member (sent before the ``A`` that covers its command).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import mmap
+import os
+import select
+import struct
+import subprocess
+import sys
+import threading
+from typing import Any
+
+from sealtrail.errors import CollectionError
+
+COMMAND = struct.Struct("<cQQQQ")
+REPLY = struct.Struct("<cQQ32s")
+_WAIT_STEP = 5.0  # seconds between checks that the helper is still alive while waiting
+
+
+class HashProcessFailed(CollectionError):
+    """The hashing helper process died or broke the protocol."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"SHA-256 helper process: {reason}")
+        self.reason = reason
+
+
+class HashProcess:
+    """The parent's side: queue updates and digest requests, wait for acknowledgements.
+
+    Used by one thread at a time (a lock makes concurrent use safe, not fast). Sequence numbers
+    grow by one per command; ``acked`` is the highest one the helper reported done.
+    """
+
+    def __init__(self, memfd: int, size: int) -> None:
+        cmd_read, self._cmd = os.pipe()
+        self._reply, reply_write = os.pipe()
+        try:
+            self._proc = subprocess.Popen(
+                [sys.executable, "-P", "-c",  # -P: nothing imported from the working folder
+                 "import sys; from sealtrail.custody.hash_process import serve; "
+                 "serve(*map(int, sys.argv[1:]))",
+                 str(cmd_read), str(reply_write), str(memfd), str(size)],
+                pass_fds=(cmd_read, reply_write, memfd), stdin=subprocess.DEVNULL,
+                close_fds=True)
+        except BaseException:
+            for fd in (self._cmd, self._reply):
+                os.close(fd)
+            raise
+        finally:
+            os.close(cmd_read)
+            os.close(reply_write)
+        os.set_blocking(self._cmd, False)
+        os.set_blocking(self._reply, False)
+        self._lock = threading.RLock()
+        self._seq = 0
+        self.acked = 0
+        self._digests: dict[int, bytes] = {}
+        self._partial = b""  # an incomplete reply record
+        self._out = bytearray()  # commands not yet written to the pipe
+        self._closed = False
+
+    # -- commands -------------------------------------------------------------------------
+
+    def update(self, member: int, offset: int, length: int) -> int:
+        """Queue ``length`` bytes at ``offset`` of the mapping for ``member``; returns the seq
+        to wait for before those bytes may change."""
+        return self._command(b"U", member, offset, length)
+
+    def request_digest(self, member: int) -> int:
+        """Queue the end of ``member``; its digest is available once ``seq`` is acked."""
+        return self._command(b"D", member, 0, 0)
+
+    def _command(self, kind: bytes, member: int, a: int, b: int) -> int:
+        with self._lock:
+            if self._closed:
+                raise HashProcessFailed("already closed")
+            self._seq += 1
+            self._out += COMMAND.pack(kind, member, a, b, self._seq)
+            self._flush(block=False)
+            if not self._seq % 64:  # keep the reply pipe drained, so the helper never stalls
+                self._read_replies()
+            return self._seq
+
+    # -- waiting --------------------------------------------------------------------------
+
+    def done(self, seq: int) -> bool:
+        with self._lock:
+            if self._closed:  # the helper has exited: it reads nothing any more
+                return True
+            if self.acked < seq:
+                self._pump(block=False)
+            return self.acked >= seq
+
+    def wait(self, seq: int) -> None:
+        """Return once the helper has done every command up to ``seq`` (or has exited, after
+        `close`: then it reads nothing any more, which is what a waiting writer needs)."""
+        with self._lock:
+            while self.acked < seq and not self._closed:
+                self._pump(block=True)
+
+    def digest(self, member: int, seq: int) -> str:
+        """The hex SHA-256 of ``member`` whose digest request had ``seq``."""
+        with self._lock:
+            self.wait(seq)
+            try:
+                return self._digests.pop(member).hex()  # after close: only if it came before
+            except KeyError:
+                raise HashProcessFailed(f"no digest for member {member}") from None
+
+    def _flush(self, block: bool) -> None:
+        """Write queued commands; reading replies meanwhile, so neither side can stall."""
+        while self._out:
+            try:
+                n = os.write(self._cmd, self._out)
+            except BlockingIOError:
+                n = 0
+            except BrokenPipeError:
+                raise HashProcessFailed(self._exit_reason()) from None
+            del self._out[:n]
+            if not self._out:
+                return
+            readable, writable, _ = select.select([self._reply], [self._cmd] if block else [],
+                                                  [], _WAIT_STEP if block else 0)
+            if readable:
+                self._read_replies()
+            elif not block:
+                return  # the rest goes at the next command or wait
+            elif not writable:
+                self._check_alive()
+
+    def _pump(self, block: bool) -> None:
+        """Send what is queued and read the replies there are (waiting for some if ``block``)."""
+        self._flush(block=block)
+        if block:
+            readable, _, _ = select.select([self._reply], [], [], _WAIT_STEP)
+            if not readable:
+                self._check_alive()
+                return
+        self._read_replies()
+
+    def _read_replies(self) -> None:
+        try:
+            data = os.read(self._reply, 1 << 16)
+        except BlockingIOError:
+            return
+        if not data:
+            raise HashProcessFailed(self._exit_reason())
+        data = self._partial + data
+        whole = len(data) - len(data) % REPLY.size
+        self._partial = data[whole:]
+        for kind, member, seq, digest in REPLY.iter_unpack(data[:whole]):
+            if kind == b"H":
+                self._digests[member] = digest
+            elif kind == b"A" and seq >= self.acked:
+                self.acked = seq
+            else:
+                raise HashProcessFailed(f"unexpected reply {kind!r} (seq {seq})")
+
+    def _check_alive(self) -> None:
+        if self._proc.poll() is not None:
+            raise HashProcessFailed(self._exit_reason())
+
+    def _exit_reason(self) -> str:
+        try:
+            code = self._proc.wait(timeout=1.0)
+        except subprocess.TimeoutExpired:
+            return "stopped answering"
+        return f"exited with status {code}" if code >= 0 else f"killed by signal {-code}"
+
+    def close(self) -> None:
+        """Stop the helper (what it was doing is dropped) and release the pipes."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            os.close(self._cmd)  # EOF: the helper exits
+            os.close(self._reply)
+            try:
+                self._proc.wait(timeout=5.0)
+            except subprocess.TimeoutExpired:
+                self._proc.kill()
+                self._proc.wait()
+
+
+class RangeTicket:
+    """Ranges queued up to ``seq``: done once the helper acknowledged them."""
+
+    __slots__ = ("_process", "_seq")
+
+    def __init__(self, process: HashProcess, seq: int) -> None:
+        self._process = process
+        self._seq = seq
+
+    def done(self) -> bool:
+        return self._process.done(self._seq)
+
+    def result(self) -> None:
+        self._process.wait(self._seq)
+
+
+# -- the helper -------------------------------------------------------------------------------
+
+
+def serve(cmd_fd: int, reply_fd: int, memfd: int, size: int) -> None:
+    """The helper's loop: read commands, hash, acknowledge; exit at EOF."""
+    mapping = mmap.mmap(memfd, size, prot=mmap.PROT_READ)
+    view = memoryview(mapping)
+    hashes: dict[int, Any] = {}
+    pending = b""
+    while True:
+        data = os.read(cmd_fd, 1 << 16)
+        if not data:
+            return
+        data = pending + data
+        whole = len(data) - len(data) % COMMAND.size
+        pending = data[whole:]
+        replies = bytearray()
+        last = 0
+        for kind, member, a, b, seq in COMMAND.iter_unpack(data[:whole]):
+            if kind == b"U":
+                digest = hashes.get(member)
+                if digest is None:
+                    digest = hashes[member] = hashlib.sha256()
+                if not 0 <= a <= a + b <= size:
+                    sys.exit(3)  # the parent's bug: say so by dying, never by a wrong digest
+                digest.update(view[a:a + b])
+            elif kind == b"D":
+                digest = hashes.pop(member, None) or hashlib.sha256()
+                replies += REPLY.pack(b"H", member, seq, digest.digest())
+            else:
+                sys.exit(3)
+            last = seq
+            # acknowledge as we go when much is queued, so the parent can refill buffers early
+            if kind == b"U" and b >= 1 << 20:
+                replies += REPLY.pack(b"A", 0, seq, bytes(32))
+                _write_all(reply_fd, replies)
+                replies = bytearray()
+        if last:
+            replies += REPLY.pack(b"A", 0, last, bytes(32))
+        if replies:
+            _write_all(reply_fd, replies)
+
+
+def _write_all(fd: int, data: bytes | bytearray) -> None:
+    view = memoryview(data)
+    while view:
+        n = os.write(fd, view)
+        view = view[n:]
