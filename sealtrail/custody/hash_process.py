@@ -31,6 +31,7 @@ import hashlib
 import mmap
 import os
 import select
+import signal
 import struct
 import subprocess
 import sys
@@ -69,7 +70,7 @@ class HashProcess:
                  "serve(*map(int, sys.argv[1:]))",
                  str(cmd_read), str(reply_write), str(memfd), str(size)],
                 pass_fds=(cmd_read, reply_write, memfd), stdin=subprocess.DEVNULL,
-                close_fds=True)
+                stderr=subprocess.PIPE, close_fds=True)  # a crash's last line goes in the error
         except BaseException:
             for fd in (self._cmd, self._reply):
                 os.close(fd)
@@ -193,7 +194,11 @@ class HashProcess:
             code = self._proc.wait(timeout=1.0)
         except subprocess.TimeoutExpired:
             return "stopped answering"
-        return f"exited with status {code}" if code >= 0 else f"killed by signal {-code}"
+        said = ""
+        if self._proc.stderr is not None:
+            lines = self._proc.stderr.read().decode("utf-8", "replace").strip().splitlines()
+            said = f": {lines[-1]}" if lines else ""
+        return (f"exited with status {code}" if code >= 0 else f"killed by signal {-code}") + said
 
     def close(self) -> None:
         """Stop the helper (what it was doing is dropped) and release the pipes."""
@@ -208,6 +213,8 @@ class HashProcess:
             except subprocess.TimeoutExpired:
                 self._proc.kill()
                 self._proc.wait()
+            if self._proc.stderr is not None:
+                self._proc.stderr.close()
 
 
 class RangeTicket:
@@ -231,6 +238,9 @@ class RangeTicket:
 
 def serve(cmd_fd: int, reply_fd: int, memfd: int, size: int) -> None:
     """The helper's loop: read commands, hash, acknowledge; exit at EOF."""
+    # Ctrl-C reaches the whole process group: the collecting process handles it and closes
+    # the pipe, which ends this loop; the helper itself must not die with a traceback.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     mapping = mmap.mmap(memfd, size, prot=mmap.PROT_READ)
     view = memoryview(mapping)
     hashes: dict[int, Any] = {}
@@ -249,14 +259,14 @@ def serve(cmd_fd: int, reply_fd: int, memfd: int, size: int) -> None:
                 digest = hashes.get(member)
                 if digest is None:
                     digest = hashes[member] = hashlib.sha256()
-                if not 0 <= a <= a + b <= size:
-                    sys.exit(3)  # the parent's bug: say so by dying, never by a wrong digest
+                if not 0 <= a <= a + b <= size:  # the parent's bug: die, never a wrong digest
+                    sys.exit(f"range {a}+{b} outside the staging mapping ({size} bytes)")
                 digest.update(view[a:a + b])
             elif kind == b"D":
                 digest = hashes.pop(member, None) or hashlib.sha256()
                 replies += REPLY.pack(b"H", member, seq, digest.digest())
             else:
-                sys.exit(3)
+                sys.exit(f"unknown command {kind!r}")
             last = seq
             # acknowledge as we go when much is queued, so the parent can refill buffers early
             if kind == b"U" and b >= 1 << 20:

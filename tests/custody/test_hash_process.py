@@ -6,6 +6,7 @@ import hashlib
 import mmap
 import os
 import random
+import signal
 from collections.abc import Iterator
 
 import pytest
@@ -70,7 +71,8 @@ def test_a_range_outside_the_mapping_stops_the_helper_and_is_reported(
     fd, _ = shared
     process = HashProcess(fd, SIZE)
     seq = process.update(1, SIZE - 10, 11)
-    with pytest.raises(HashProcessFailed, match="exited with status 3"):
+    with pytest.raises(HashProcessFailed, match=r"exited with status 1: range 1048566\+11 "
+                       r"outside the staging mapping \(1048576 bytes\)$"):
         process.wait(seq)
     process.close()
 
@@ -88,3 +90,15 @@ def test_after_close_waits_return_and_no_digest_is_made_up(
         process.digest(1, seq)
     with pytest.raises(HashProcessFailed, match="closed"):
         process.update(1, 0, 1)
+
+
+def test_ctrl_c_is_left_to_the_collecting_process(shared: tuple[int, mmap.mmap]) -> None:
+    """SIGINT goes to the whole process group; the helper carries on until its pipe closes."""
+    fd, mapping = shared
+    process = HashProcess(fd, SIZE)
+    process.wait(process.update(1, 0, 10))  # the helper is up and has set its handlers
+    os.kill(process._proc.pid, signal.SIGINT)
+    seq = process.request_digest(1)
+    assert process.digest(1, seq) == hashlib.sha256(mapping[:10]).hexdigest()
+    process.close()
+    assert process._proc.returncode == 0
