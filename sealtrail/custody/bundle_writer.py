@@ -254,8 +254,9 @@ class BundleWriter:
         self._zip = StoredZip(self.file)
         self._folded: set[str] = set()
         self._sealed = False
-        self._process: HashProcess | None = None  # started at the first large member
+        self._process: HashProcess | None = None
         self._process_failed = False
+        self.hash_process()  # started now: it is up by the time the first large chunk comes
         self._pool: ThreadPoolExecutor | None = None  # only where no helper process starts
         self._members = 0
         self._unsynced = 0  # bytes written since the last write-back request
@@ -281,8 +282,9 @@ class BundleWriter:
         return MemberSink(name, entry, self, self._members)
 
     def hash_process(self) -> HashProcess | None:
-        """The hashing helper process, started at the first call; None where it cannot run
-        (no memfd, ``USE_HASH_PROCESS`` off, or it failed to start: then the hash thread)."""
+        """The hashing helper process (started with the writer, so it is up by the first
+        large chunk); None where it cannot run (no memfd, ``USE_HASH_PROCESS`` off, or it
+        failed to start: then the hash thread does its work)."""
         if self._process is None and not self._process_failed:
             shared = self.file.shared_fd
             if USE_HASH_PROCESS and shared is not None:
