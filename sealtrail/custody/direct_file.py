@@ -12,23 +12,30 @@ Invariants:
   appended (the ZIP writer patches a member's local header once its size and CRC are known).
   Blocks are handed to disk in order and each waits for the one before, so only the block in
   flight can still be overtaken by a patch.
-- There are two staging buffers of ``STAGE`` bytes. A full one is written to disk at a
-  ``STAGE``-aligned offset, exactly once, on a helper thread (``O_DIRECT``) while the other
-  fills. ``on_disk`` counts the bytes handed to disk; from ``on_disk`` to ``end`` they are
+- There are ``BUFFERS`` staging buffers of ``STAGE`` bytes, filled in turn. A full one is
+  handed to disk at a ``STAGE``-aligned offset, exactly once: queued on one writer thread
+  (``O_DIRECT``), which writes blocks in the order they were queued, while the next buffers
+  fill; several blocks can wait in that queue, so a slow moment of the disk does not stop the
+  copy. ``on_disk`` counts the bytes handed to disk; from ``on_disk`` to ``end`` they are
   staged.
-- A buffer is filled again only after (a) its disk write returned and (b) every future given
-  to `hold` while it held appended bytes is done (waited for at the first byte appended into
-  it again): readers of the views `append` returned (the
-  hash thread) can never see them change.
-- A patch of a range still staged changes the staging buffer; a patch of a range already
-  handed to disk waits for the write in flight, then goes through a second, ordinary
-  descriptor (``pwrite``). The tail (the last, partial block) is written the same ordinary way
-  by `finish`, which then fsyncs: only after `finish` returns is the content durable.
+- A buffer is filled again only after (a) the write of the block it held returned and (b)
+  the reader given to `hold` while it held appended bytes is done (readers are given in
+  order: a later one is done after an earlier), both waited for at the first byte appended
+  into it again: readers of the views `append` returned (the hashing helper) can never see
+  them change.
+- A patch of a range still staged changes the staging buffer. A patch of a range already
+  handed to disk goes through a second, ordinary descriptor (``pwrite``), queued on the writer
+  thread behind every block queued before it, so it can never be overtaken by the block that
+  holds its bytes. The tail (the last, partial block) is written the ordinary way by
+  `finish`, after every queued write and patch returned, and then fsynced: only after
+  `finish` returns is the content durable.
 - Where ``O_DIRECT`` is refused (tmpfs, some FUSE file systems; ``EINVAL`` at open or at the
-  first write) the same blocks go through the ordinary descriptor instead; the content is
-  the same, only the path to the disk differs (``direct`` says which).
-- An I/O error is raised by the call that met it or, for a write on the helper thread, by the
-  next call that waits for it (the next full block, a patch, `finish`); nothing is retried.
+  first block) the blocks go through the ordinary descriptor instead: a first block refused
+  is written again that way by the writer thread before anything queued after it. The
+  content is the same, only the path to the disk differs (``direct`` says which).
+- An I/O error is raised by the call that met it or, for a write or patch on the writer
+  thread, by the next call that finds it done or waits for it (an append, a patch, `finish`);
+  nothing is retried.
 """
 
 from __future__ import annotations
@@ -45,6 +52,8 @@ __all__ = ["STAGE", "Reader", "StagedFile"]
 #: Staging buffer size, and the unit (and alignment) of every write to disk. A multiple of
 #: every logical block size O_DIRECT can require.
 STAGE = 8 << 20
+#: Staging buffers: one being filled, the others being hashed or waiting for the disk.
+BUFFERS = 4
 #: Whether to try O_DIRECT at all (tests switch it off to exercise the ordinary path).
 USE_DIRECT_IO = hasattr(os, "O_DIRECT")
 #: Whether to put the staging buffers in a memfd another process can map (`shared_fd`).
@@ -73,22 +82,24 @@ class StagedFile:
                 if exc.errno != errno.EINVAL:
                     os.close(self._plain)
                     raise
-        self._stage_size = STAGE
-        # Both buffers in one page-aligned mapping (as O_DIRECT needs), backed by a memfd where
+        self._stage_size = stage = STAGE
+        self._count = count = BUFFERS
+        # All buffers in one page-aligned mapping (as O_DIRECT needs), backed by a memfd where
         # there is one, so a hashing helper process can map the same bytes (`shared_fd`).
-        self.shared_fd = _memfd(2 * STAGE)
-        self._mapping = (mmap.mmap(self.shared_fd, 2 * STAGE) if self.shared_fd is not None
-                         else mmap.mmap(-1, 2 * STAGE))
+        self.shared_fd = _memfd(count * stage)
+        self._mapping = (mmap.mmap(self.shared_fd, count * stage) if self.shared_fd is not None
+                         else mmap.mmap(-1, count * stage))
         whole = memoryview(self._mapping)
-        self._views = [whole[:STAGE], whole[STAGE:]]
+        self._views = [whole[i * stage:(i + 1) * stage] for i in range(count)]
         self._whole = whole
         self.last_spans: list[tuple[int, int]] = []  # (offset in the mapping, length)
         self._current = 0  # the buffer being filled
         self._fill = 0  # bytes staged in it
-        self._held: list[Reader | None] = [None, None]  # readers to wait for, per buffer
+        self._held: list[Reader | None] = [None] * count  # readers to wait for, per buffer
+        self._blocks: list[Future[None] | None] = [None] * count  # its block's write, per buffer
+        self._queued: list[Future[None]] = []  # writes and patches not yet seen to succeed
         self._touched: tuple[int, ...] = ()  # buffers the last append wrote into
         self._writer: ThreadPoolExecutor | None = None
-        self._pending: tuple[Future[None], memoryview, int] | None = None  # write in flight
         self.on_disk = 0  # bytes handed to disk (a multiple of the stage size until finish)
         self._finished = False
         self.closed = False
@@ -106,7 +117,7 @@ class StagedFile:
     @property
     def shared_size(self) -> int:
         """The size of the staging mapping behind `shared_fd` (offsets in `last_spans`)."""
-        return 2 * self._stage_size
+        return self._count * self._stage_size
 
     @property
     def max_append(self) -> int:
@@ -131,7 +142,7 @@ class StagedFile:
         done = 0
         while done < len(view):
             if self._fill == 0:
-                self._wait_readers(self._current)
+                self._reuse(self._current)
             take = min(len(view) - done, self._stage_size - self._fill)
             target = self._views[self._current][self._fill:self._fill + take]
             target[:] = view[done:done + take]
@@ -159,7 +170,7 @@ class StagedFile:
         if self._finished:
             raise ValueError("append to a finished StagedFile")
         if self._fill == 0:
-            self._wait_readers(self._current)
+            self._reuse(self._current)
         start = self._fill
         room = min(limit, self._stage_size - start)
         target = self._views[self._current][start:start + room]
@@ -187,55 +198,74 @@ class StagedFile:
         view = memoryview(data)
         on_disk = min(len(view), max(0, self.on_disk - offset))
         if on_disk:
-            if self._pending is not None and offset + on_disk > self._pending[2]:
-                self._settle()  # the block in flight holds these bytes: never overtake it
-            _pwrite_all(self._plain, view[:on_disk], offset)
+            head = memoryview(bytes(view[:on_disk]))
+            if self._writer is not None:  # behind the blocks queued before it (see above)
+                self._check_queued()
+                self._queued.append(self._writer.submit(self._pwrite_plain, head, offset))
+            else:  # every block was written on this thread: none can be in flight
+                _pwrite_all(self._plain, head, offset)
         if on_disk < len(view):
             start = offset + on_disk - self.on_disk
             self._views[self._current][start:start + len(view) - on_disk] = view[on_disk:]
 
     def _write_block(self) -> None:
-        """Hand the full buffer to the disk and make the other one current (once free)."""
+        """Hand the full buffer to the disk and move on to the next one."""
         block = self._views[self._current]
-        self._settle()  # the other buffer's write returned
         if self._direct >= 0:
             if self._writer is None:
                 self._writer = ThreadPoolExecutor(1, thread_name_prefix="sealtrail-write")
-            future = self._writer.submit(_pwrite_all, self._direct, block, self.on_disk)
-            self._pending = (future, block, self.on_disk)
+            self._check_queued()
+            future = self._writer.submit(self._put_block, block, self.on_disk)
+            self._blocks[self._current] = future
+            self._queued.append(future)
         else:
             _pwrite_all(self._plain, block, self.on_disk)
         self.on_disk += self._stage_size
-        self._current ^= 1
+        self._current = (self._current + 1) % self._count
         self._fill = 0
 
-    def _wait_readers(self, index: int) -> None:
-        """Before buffer ``index`` is filled again: nobody still reads what it held."""
+    def _put_block(self, block: memoryview, offset: int) -> None:
+        """On the writer thread: one block with O_DIRECT, or the ordinary way once refused."""
+        fd = self._direct
+        if fd >= 0:
+            try:
+                _pwrite_all(fd, block, offset)
+                return
+            except OSError as exc:
+                if exc.errno != errno.EINVAL or offset:
+                    raise
+                # accepted at open, refused at the first write: the ordinary path from now on
+                self._direct = -1
+                os.close(fd)
+        _pwrite_all(self._plain, block, offset)
+
+    def _pwrite_plain(self, data: memoryview, offset: int) -> None:
+        _pwrite_all(self._plain, data, offset)
+
+    def _reuse(self, index: int) -> None:
+        """Before buffer ``index`` is filled again: its block is on disk and nobody still
+        reads what it held."""
+        block, self._blocks[index] = self._blocks[index], None
+        if block is not None:
+            block.result()
         reader, self._held[index] = self._held[index], None
         if reader is not None:
             reader.result()
 
-    def _settle(self) -> None:
-        """Wait for the block write in flight; raise its error (``EINVAL`` on the first: retry
-        it, and all later blocks, through the ordinary descriptor)."""
-        if self._pending is None:
-            return
-        future, block, offset = self._pending
-        self._pending = None
-        try:
-            future.result()
-        except OSError as exc:
-            if exc.errno != errno.EINVAL or offset:
-                raise
-            os.close(self._direct)  # accepted at open, refused at write: ordinary path
-            self._direct = -1
-            _pwrite_all(self._plain, block, offset)
+    def _check_queued(self) -> None:
+        """Raise the error of a queued write or patch that has failed; forget the done ones."""
+        if self._queued and self._queued[0].done():
+            while self._queued and self._queued[0].done():
+                self._queued.pop(0).result()
 
     def write_tail(self) -> None:
         """Write the staged tail through the ordinary descriptor (no fsync); no more appends."""
         if not self._finished:
             self._finished = True
-            self._settle()
+            queued, self._queued = self._queued, []
+            for future in queued:
+                future.result()
+            self._blocks = [None] * self._count
             if self._fill:
                 _pwrite_all(self._plain, self._views[self._current][:self._fill], self.on_disk)
 
@@ -250,9 +280,10 @@ class StagedFile:
             return
         self.closed = True
         if self._writer is not None:
-            self._writer.shutdown()  # a write in flight finishes (its error is not raised here)
-        self._pending = None
-        self._held = [None, None]
+            self._writer.shutdown()  # queued writes finish (their errors are not raised here)
+        self._queued = []
+        self._blocks = [None] * self._count
+        self._held = [None] * self._count
         for view in (*self._views, self._whole):
             view.release()
         try:

@@ -88,7 +88,9 @@ def test_a_held_buffer_is_not_refilled_until_its_reader_is_done(
     first = staged.append(b"1" * SMALL_STAGE)  # fills buffer 0, handed to disk
     reader: Future[None] = Future()
     staged.hold(reader)
-    staged.append(b"2" * SMALL_STAGE)  # fills buffer 1; buffer 0 comes next
+    others = direct_file.BUFFERS - 1
+    for _ in range(others):
+        staged.append(b"2" * SMALL_STAGE)  # fills the other buffers; buffer 0 comes next
     refilled = threading.Event()
 
     def refill() -> None:
@@ -104,7 +106,42 @@ def test_a_held_buffer_is_not_refilled_until_its_reader_is_done(
     assert refilled.is_set()
     staged.finish()
     staged.close()
-    assert (tmp_path / "x").read_bytes() == b"1" * SMALL_STAGE + b"2" * SMALL_STAGE + b"3"
+    assert (tmp_path / "x").read_bytes() == (b"1" * SMALL_STAGE + b"2" * SMALL_STAGE * others
+                                             + b"3")
+
+
+def test_blocks_queue_behind_a_slow_disk_and_patches_land_after_their_block(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """While the disk is busy, appends go on into the next buffers (no wait for the block
+    before); a patch of bytes in a block still queued lands after that block, not under it."""
+    monkeypatch.setattr(direct_file, "STAGE", SMALL_STAGE)
+    real = direct_file._pwrite_all
+    disk = threading.Event()
+
+    def slow_disk(fd: int, view: memoryview, offset: int) -> None:
+        assert disk.wait(5)
+        real(fd, view, offset)
+
+    monkeypatch.setattr(direct_file, "_pwrite_all", slow_disk)
+    path = tmp_path / "x"
+    staged = StagedFile(path)
+    if not staged.direct:
+        pytest.skip("this file system refuses O_DIRECT at open already")
+    model = bytearray()
+    for n in range(direct_file.BUFFERS - 1):  # every block stays queued: the disk is stopped
+        chunk = bytes([65 + n]) * SMALL_STAGE
+        staged.append(chunk)
+        model += chunk
+        staged.patch(n * SMALL_STAGE + 10, b"patched%d" % n)
+        model[n * SMALL_STAGE + 10:n * SMALL_STAGE + 18] = b"patched%d" % n
+    assert staged.on_disk == (direct_file.BUFFERS - 1) * SMALL_STAGE  # handed over, not waited
+    disk.set()
+    staged.append(b"end")
+    model += b"end"
+    staged.finish()
+    staged.close()
+    assert path.read_bytes() == bytes(model)
 
 
 def test_refuses_an_existing_file(tmp_path: Path) -> None:
@@ -140,9 +177,13 @@ def test_o_direct_refused_at_the_first_write_falls_back_to_the_page_cache(
         real(fd, view, offset)
 
     monkeypatch.setattr(direct_file, "_pwrite_all", refuse_direct)
-    data = random.Random(5).randbytes(3 * SMALL_STAGE + 99)
+    data = bytearray(random.Random(5).randbytes(3 * SMALL_STAGE + 99))
     for start in range(0, len(data), SMALL_STAGE):
         staged.append(data[start:start + SMALL_STAGE])
+        if start == 0:  # the refused first block may still be queued: a patch of it must
+            staged.patch(10, b"PATCH")  # survive its rewrite through the page cache
+            data[10:15] = b"PATCH"
+    staged.write_tail()
     assert not staged.direct
     staged.finish()
     staged.close()
