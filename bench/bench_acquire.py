@@ -25,6 +25,8 @@ import sys
 import time
 from pathlib import Path
 
+from machine import PEAK_RSS_SOURCE  # bench/machine.py (bench/ is on sys.path)
+
 HERE = Path(__file__).resolve().parent
 OUT = HERE / "out" / "acquire"
 RESULTS = HERE / "out" / "results-acquire.md"
@@ -47,7 +49,7 @@ seconds = time.perf_counter() - t
 usage = resource.getrusage(resource.RUSAGE_SELF)
 helper = resource.getrusage(resource.RUSAGE_CHILDREN)  # the SHA-256 helper process
 print(json.dumps({"seconds": seconds, "sha256": result.hashes["sha256"],
-                  "rss_kib": usage.ru_maxrss,
+                  "rss_kib": peak_rss_kib(),
                   "cpu": usage.ru_utime + usage.ru_stime + helper.ru_utime + helper.ru_stime}))
 """
 
@@ -84,8 +86,9 @@ def run_acquire(image: Path, md5: bool, path: str = "direct") -> dict[str, float
     root = OUT / "case"
     shutil.rmtree(root, ignore_errors=True)
     env = {**os.environ, "PYTHONPATH": str(HERE.parent)}
-    out = subprocess.run([sys.executable, "-c", CHILD, str(root), str(image), "1" if md5 else "0",
-                          path], capture_output=True, text=True, check=True, env=env).stdout
+    out = subprocess.run([sys.executable, "-c", PEAK_RSS_SOURCE + CHILD, str(root), str(image),
+                          "1" if md5 else "0", path],
+                         capture_output=True, text=True, check=True, env=env).stdout
     shutil.rmtree(root, ignore_errors=True)
     return json.loads(out)
 

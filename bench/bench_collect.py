@@ -33,7 +33,6 @@ import json
 import math
 import os
 import random
-import resource
 import shutil
 import statistics
 import subprocess
@@ -41,7 +40,7 @@ import sys
 import time
 from pathlib import Path
 
-from machine import cpu_model  # bench/machine.py (bench/ is on sys.path)
+from machine import cpu_model, peak_rss_kib  # bench/machine.py (bench/ is on sys.path)
 
 HERE = Path(__file__).resolve().parent
 OUT = HERE / "out"
@@ -237,7 +236,7 @@ def child_collect(root: str, case_root: str, key_file: str) -> None:
         "bytes": result.bytes,
         "members": result.members,
         "bundle": result.bundle_path,
-        "maxrss_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+        "maxrss_kib": peak_rss_kib(),
     }))
 
 
@@ -252,7 +251,7 @@ def child_verify(case_root: str, key_file: str) -> None:
     print(json.dumps({
         "seconds": seconds, "ok": report.ok, "checked": report.checked,
         "problems": [str(p) for p in report.problems][:5],
-        "maxrss_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+        "maxrss_kib": peak_rss_kib(),
     }))
 
 

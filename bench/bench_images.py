@@ -50,7 +50,7 @@ import time
 import zlib
 from pathlib import Path
 
-from machine import cpu_model  # bench/machine.py (bench/ is on sys.path)
+from machine import PEAK_RSS_SOURCE, cpu_model  # bench/machine.py (bench/ is on sys.path)
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -82,8 +82,8 @@ cpu_self, cpu_children = cpu(resource.RUSAGE_SELF), cpu(resource.RUSAGE_CHILDREN
 t = time.perf_counter()
 result = run_image_collection(case, key, job, requested=requested)
 seconds = time.perf_counter() - t
-own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-worker = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+own = peak_rss_kib()
+worker = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss  # largest child, see main()
 print(json.dumps({"seconds": seconds, "bytes": result.bytes, "members": result.members,
                   "outcomes": result.outcomes, "rss_kib": own, "worker_rss_kib": worker,
                   "cpu_parent": cpu(resource.RUSAGE_SELF) - cpu_self,
@@ -118,7 +118,7 @@ if out is not None:
     out.close()
 print(json.dumps({"seconds": end - t, "walk_seconds": end - t_walk, "import_seconds": t_import,
                   "entries": stats.entries, "bytes": nbytes,
-                  "rss_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}))
+                  "rss_kib": peak_rss_kib()}))
 """
 
 PROFILE = r"""
@@ -272,7 +272,8 @@ def _env() -> dict[str, str]:
 def sealtrail_collect(image: Path, mode: str) -> dict:
     case = OUT / "case"
     shutil.rmtree(case, ignore_errors=True)
-    out = subprocess.run([sys.executable, "-c", CHILD_COLLECT, str(case), str(image), mode],
+    out = subprocess.run([sys.executable, "-c", PEAK_RSS_SOURCE + CHILD_COLLECT, str(case),
+                          str(image), mode],
                          capture_output=True, text=True, check=True, env=_env()).stdout
     shutil.rmtree(case, ignore_errors=True)
     return json.loads(out)
@@ -286,7 +287,7 @@ def fls_walk(image: Path) -> float:
 
 
 def sealtrail_walk(image: Path, dump: str = "-") -> dict:
-    out = subprocess.run([sys.executable, "-c", CHILD_WALK, str(image), dump],
+    out = subprocess.run([sys.executable, "-c", PEAK_RSS_SOURCE + CHILD_WALK, str(image), dump],
                          capture_output=True, text=True, check=True, env=_env()).stdout
     return json.loads(out)
 
