@@ -11,11 +11,14 @@ A. extraction. Reference: ``os.walk`` + ``readinto`` a reused 1 MiB buffer + ``h
    of every file in the folder (in this process). sealtrail: ``run_image_collection`` of the
    image with a ``--path '**'`` job (``paths=("**",)``, no artifacts, no bodyfile) into a fresh
    case, in a fresh Python process (the bundle is deleted after each run). Rate = bytes of file
-   content / seconds; target >= 0.8 of the reference. Peak RSS: the collecting process and
-   its image worker. For context, a "copy floor" is timed in the same loop: in one Python
-   thread, read every file of the folder, SHA-256 and CRC-32 it and append it to one output
-   file, fsync at the end: the work the collecting side cannot avoid (hash, CRC of the ZIP
-   member, write, fsync at the seal) without the worker process, the pipe and the bundle.
+   content / seconds; target >= 0.8 of the reference. Peak RSS: the collecting process's own
+   high-water mark (VmHWM) and the largest of its children (the image worker, forked, and the
+   SHA-256 helper; ``ru_maxrss``, which for a child counts pages it shares with its parent
+   and, across exec, the parent's memory at the start). For context, a "copy floor" is timed
+   in the same loop: in one Python thread, read every file of the folder, SHA-256 and CRC-32
+   it and append it to one output file, fsync at the end: the work the collecting side
+   cannot avoid (hash, CRC of the ZIP member, write, fsync at the seal) without the worker
+   process, the pipe and the bundle.
    And a "disk floor": the same number of bytes written from memory to one new file in 8 MiB
    blocks with ``O_DIRECT`` (as the bundle writer does), then fsync: no read, no hash. The
    reference writes nothing; sealtrail has to write every byte into the bundle, so no run can
@@ -420,7 +423,7 @@ def extraction(args: argparse.Namespace, folder: Path, image: Path, nbytes: int)
           f"{os.cpu_count()} cores no run could take under {busy / (os.cpu_count() or 1):.2f} s, "
           f"a ratio of at most "
           f"{median(ref_s) / (busy / (os.cpu_count() or 1)):.2f}")
-    print(f"  peak RSS: collecting process {max(rss) / 1024:.0f} MiB, image worker "
+    print(f"  peak RSS: collecting process {max(rss) / 1024:.0f} MiB, largest child "
           f"{max(worker_rss) / 1024:.0f} MiB (max of {args.runs} runs; largest file "
           f"{max(s for _, s, _ in plan_files(args.size_mb * 1_000_000)) / 1e6:.0f} MB)")
 
