@@ -41,7 +41,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import mmap
 import os
 import platform
 import random
@@ -53,7 +52,11 @@ import time
 import zlib
 from pathlib import Path
 
-from machine import PEAK_RSS_SOURCE, cpu_model  # bench/machine.py (bench/ is on sys.path)
+from machine import (  # bench/machine.py (bench/ is on sys.path)
+    PEAK_RSS_SOURCE,
+    cpu_model,
+    disk_floor,
+)
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -347,28 +350,6 @@ def median(values: list[float]) -> float:
     return statistics.median(values)
 
 
-def disk_floor(nbytes: int) -> float:
-    """Write ``nbytes`` (rounded up to a block) from memory with O_DIRECT in 8 MiB blocks,
-    then fsync: the least a bundle of that size costs the disk."""
-    block = 8 << 20
-    buffer = mmap.mmap(-1, block)  # page-aligned, as O_DIRECT needs
-    buffer.write(random.Random(1).randbytes(block))
-    target = OUT / "disk-floor.out"
-    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_DIRECT", 0)
-    t = time.perf_counter()
-    fd = os.open(target, flags, 0o644)
-    try:
-        for offset in range(0, nbytes, block):
-            os.pwrite(fd, buffer, offset)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    seconds = time.perf_counter() - t
-    target.unlink()
-    buffer.close()
-    return seconds
-
-
 def extraction(args: argparse.Namespace, folder: Path, image: Path, nbytes: int) -> None:
     ref_s, ours_s, floor_s, rss, worker_rss, cpu_s, tsk_s = [], [], [], [], [], [], []
     disk_s: list[float] = []
@@ -380,7 +361,7 @@ def extraction(args: argparse.Namespace, folder: Path, image: Path, nbytes: int)
         os.sync()
         floor_s.append(copy_floor(folder))
         os.sync()
-        disk_s.append(disk_floor(nbytes))
+        disk_s.append(disk_floor(OUT, nbytes))
         os.sync()
         got = sealtrail_collect(image, "files")
         assert got["bytes"] == nbytes, (got["bytes"], nbytes)

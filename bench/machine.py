@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import mmap
+import os
+import random
+import time
 from pathlib import Path
 
 
@@ -31,3 +35,26 @@ def peak_rss_kib():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 """
 exec(PEAK_RSS_SOURCE)  # defines peak_rss_kib here too; child scripts paste the source
+
+
+def disk_floor(folder: Path, nbytes: int) -> float:
+    """Seconds to write ``nbytes`` (rounded up to a block) from memory into a new file in
+    ``folder``, 8 MiB blocks with O_DIRECT (as the bundle writer does), then fsync: the least
+    writing a bundle of that size costs this disk at this moment."""
+    block = 8 << 20
+    buffer = mmap.mmap(-1, block)  # page-aligned, as O_DIRECT needs
+    buffer.write(random.Random(1).randbytes(block))
+    target = folder / "disk-floor.out"
+    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_DIRECT", 0)
+    t = time.perf_counter()
+    fd = os.open(target, flags, 0o644)
+    try:
+        for offset in range(0, nbytes, block):
+            os.pwrite(fd, buffer, offset)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    seconds = time.perf_counter() - t
+    target.unlink()
+    buffer.close()
+    return seconds
