@@ -89,6 +89,8 @@ class StagedFile:
         self.shared_fd = _memfd(count * stage)
         self._mapping = (mmap.mmap(self.shared_fd, count * stage) if self.shared_fd is not None
                          else mmap.mmap(-1, count * stage))
+        if hasattr(mmap, "MADV_DONTFORK"):  # a process forked later (a parser worker) gets no
+            self._mapping.madvise(mmap.MADV_DONTFORK)  # view of the bytes being hashed
         whole = memoryview(self._mapping)
         self._views = [whole[i * stage:(i + 1) * stage] for i in range(count)]
         self._whole = whole
