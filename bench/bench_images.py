@@ -1,6 +1,7 @@
 """Artifact extraction from an ext4 image, and its metadata walk, against same-run references.
 
 Usage: python bench/bench_images.py [--size-mb 1000] [--runs 3] [--keep] [--profile]
+       [--only extract|walk] [--stage-buffers N] [--hash-thread]
 
 Builds (cached under bench/out/images/, reused while its manifest matches) a fixed-seed folder
 of ~1 GB (a few thousand files of 1-200 KB, ~60 of 1-10 MB, 3 of 60-200 MB; log-like text
@@ -71,6 +72,13 @@ from sealtrail.custody.case import Case
 from sealtrail.custody.image_collection import ImageJob, image_requested, run_image_collection
 from sealtrail.custody.keys import SigningKey
 root, image, mode = Path(sys.argv[1]), sys.argv[2], sys.argv[3]
+buffers, hashing = int(sys.argv[4]), sys.argv[5]
+if buffers:  # --stage-buffers: another number of staging buffers
+    from sealtrail.custody import direct_file
+    direct_file.BUFFERS = buffers
+if hashing == "thread":  # --hash-thread: the SHA-256 on a thread, not in the helper process
+    from sealtrail.custody import bundle_writer
+    bundle_writer.USE_HASH_PROCESS = False
 key = SigningKey.generate("bench")
 case = Case.init(root, title="bench", examiner="bench", key=key)
 if mode == "files-tsk":  # every byte read by TSK in the worker, through shared memory
@@ -275,11 +283,15 @@ def _env() -> dict[str, str]:
     return {**os.environ, "PYTHONPATH": str(ROOT)}
 
 
+#: What the collection runs with (``--stage-buffers``, ``--hash-thread``); defaults: sealtrail's.
+VARIANT = {"buffers": 0, "hashing": "process"}
+
+
 def sealtrail_collect(image: Path, mode: str) -> dict:
     case = OUT / "case"
     shutil.rmtree(case, ignore_errors=True)
     out = subprocess.run([sys.executable, "-c", PEAK_RSS_SOURCE + CHILD_COLLECT, str(case),
-                          str(image), mode],
+                          str(image), mode, str(VARIANT["buffers"]), str(VARIANT["hashing"])],
                          capture_output=True, text=True, check=True, env=_env()).stdout
     shutil.rmtree(case, ignore_errors=True)
     return json.loads(out)
@@ -449,10 +461,18 @@ def main() -> None:
                         help="metadata-walk runs a side (each takes tens of milliseconds, so "
                              "more runs steady the median)")
     parser.add_argument("--only", choices=("extract", "walk"), help="run one part only")
+    parser.add_argument("--stage-buffers", type=int, default=0,
+                        help="collect with this many staging buffers (default: sealtrail's)")
+    parser.add_argument("--hash-thread", action="store_true",
+                        help="collect with the SHA-256 on a thread instead of the helper process")
     parser.add_argument("--keep", action="store_true", help="keep the data set and image")
     parser.add_argument("--profile", action="store_true", help="cProfile the worker side")
     args = parser.parse_args()
+    VARIANT.update(buffers=args.stage_buffers, hashing="thread" if args.hash_thread else "process")
     print(machine())
+    if args.stage_buffers or args.hash_thread:
+        print(f"variant: {args.stage_buffers or 'default'} staging buffers, SHA-256 on "
+              f"{'a thread' if args.hash_thread else 'the helper process'}")
     folder, image, data = build_data(args.size_mb)
     nbytes = data["bytes"]
     print(f"data: {data['files']} files, {nbytes / 1e6:,.1f} MB; image "
