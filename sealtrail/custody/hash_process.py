@@ -1,11 +1,10 @@
 """SHA-256 of the bundle's staged bytes in a helper process: hashing never waits for the GIL.
 
-Why a process: the bundle writer's hash thread shares the interpreter lock with the thread that
-copies, checksums and keeps records. Each ``hashlib`` update has to take that lock back before
-it can return, and on this 2-core machine a thread doing Python work beside it slowed the hash
-thread's SHA-256 from ~1,780 MB/s to ~1,070-1,470 MB/s of its own CPU time (and far more in
-wall time). A process has its own interpreter, so its SHA-256 runs at the machine's speed while
-the collecting thread works (bench/bench_images.py, docs/benchmarks.md).
+Why a process: a hash thread shares the interpreter lock with the thread that copies,
+checksums and keeps records. Each ``hashlib`` update has to take that lock back before it can
+return, so Python work on the collecting thread holds the hashing back
+(bench/bench_hash_helper.py measures it; bench/bench_images.py the effect on a collection). A
+process has its own interpreter: its SHA-256 runs beside that work instead of against it.
 
 What it sees: the staging buffers of the bundle file (`direct_file.StagedFile`) live in one
 ``memfd`` mapping that the helper maps read-only; the helper is told, in order, which ranges of
@@ -59,7 +58,7 @@ class HashProcess:
         try:
             self._proc = subprocess.Popen(
                 # -I -S: the standard library only; nothing from the environment, the user's
-                # site or the working folder (and a start in ~20 ms instead of ~50)
+                # site or the working folder (and no site-packages to scan at start)
                 [sys.executable, "-I", "-S", str(HELPER),
                  str(cmd_read), str(reply_write), str(memfd), str(size)],
                 pass_fds=(cmd_read, reply_write, memfd), stdin=subprocess.DEVNULL,
