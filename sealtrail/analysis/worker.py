@@ -22,6 +22,9 @@ from sealtrail.custody.bundle_reader import BundleFile
 from sealtrail.custody.canonical import json_text
 
 READ_BUFFER = 1 << 20
+INTEGER_RANGE = (-(2**31), 2**31 - 1)  # the events table's INTEGER columns
+_INTEGER_FIELDS = tuple((name, Event._fields.index(name))
+                        for name in ("event_id", "src_port", "logon_type"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,7 +91,24 @@ def _invalid(event: Event) -> str | None:
         return "parser produced a naive timestamp"
     if event.event_type not in EVENT_TYPES:
         return f"parser produced an unknown event type {event.event_type!r}"
+    low, high = INTEGER_RANGE
+    for name, index in _INTEGER_FIELDS:  # a value Arrow cannot write must not fail the member
+        value = event[index]
+        if value is not None and not low <= value <= high:
+            return f"{name} {value} is outside the range of the events column (INTEGER)"
     return None
+
+
+def item_rows(item: Event | Rejection, task: MemberTask, name: str,
+              version: str) -> tuple[tuple[Any, ...] | None, tuple[Any, ...] | None]:
+    """(events row, None) for a valid Event, else (None, ingest_errors row)."""
+    if isinstance(item, Event):
+        problem = _invalid(item)
+        if problem is None:
+            return _event_row(item, task, name, version), None
+        item = Rejection(item.record_ref, problem)
+    return None, (task.bundle_id, task.source_path, task.member_sha256, item.record_ref,
+                  item.reason, name)
 
 
 def parse_member(task: MemberTask) -> MemberResult:
@@ -108,16 +128,13 @@ def parse_member(task: MemberTask) -> MemberResult:
                 name, version = parser.NAME, parser.VERSION
                 for item in parser.parse(member):
                     seen += 1
-                    if isinstance(item, Event):
-                        problem = _invalid(item)
-                        if problem is None:
-                            events.add(_event_row(item, task, name, version))
-                            loaded += 1
-                            continue
-                        item = Rejection(item.record_ref, problem)
-                    errors.add((task.bundle_id, task.source_path, task.member_sha256,
-                                item.record_ref, item.reason, name))
-                    rejected += 1
+                    event_row, error_row = item_rows(item, task, name, version)
+                    if event_row is not None:
+                        events.add(event_row)
+                        loaded += 1
+                    else:
+                        errors.add(error_row)
+                        rejected += 1
     except Exception as exc:  # noqa: BLE001 - a parser failure is recorded, not raised
         failure = f"{type(exc).__name__}: {exc}"
     events_rows = events.close()
