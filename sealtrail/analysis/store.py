@@ -81,10 +81,9 @@ class CaseDatabase:
         if not files:
             return 0
         names = ", ".join(f'"{name}"' for name, _, _ in TABLES[table])
-        listing = "[" + ", ".join(_sql_string(p.as_posix()) for p in files) + "]"
         before = self.count(table)
         self.conn.execute(
-            f"INSERT INTO {table} ({names}) SELECT {names} FROM read_parquet({listing})"  # noqa: S608 - names from schema.TABLES, paths quoted
+            f"INSERT INTO {table} ({names}) SELECT {names} FROM {parquet_source(files)}"  # noqa: S608 - names from schema.TABLES, paths quoted
         )
         return self.count(table) - before
 
@@ -123,6 +122,12 @@ class CaseDatabase:
             self.conn.execute(f"COPY ({sql}) TO {_sql_string(dest.as_posix())} ({options})")
         except duckdb.Error as exc:
             raise AnalysisError(f"export failed: {str(exc).splitlines()[0]}") from exc
+
+
+def parquet_source(files: Sequence[Path], *, filename: bool = False) -> str:
+    """A FROM item reading Parquet files (``filename``: with the path of each row's file)."""
+    listing = "[" + ", ".join(_sql_string(p.as_posix()) for p in files) + "]"
+    return f"read_parquet({listing}{', filename = true' if filename else ''})"
 
 
 def rows_as_csv(names: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
