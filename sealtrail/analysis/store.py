@@ -1,8 +1,10 @@
 """The case database (``CASE/analysis.duckdb``): the only module that imports duckdb.
 
 The database is derived: it can always be rebuilt from the verified bundles. Rows arrive in
-bulk from Parquet files written by the parse workers. Events are kept sorted by time (rebuilt
-after each ingest), which makes time-window queries several times faster.
+bulk from Parquet files written by the parse workers (EVTX records as JSON text, read by the SQL
+``parsers.evtx_sql`` writes). Events are kept sorted by time, which makes time-window queries
+several times faster: inserted in time order when the table was empty, else sorted after the
+ingest.
 """
 
 from __future__ import annotations
@@ -25,6 +27,9 @@ MEMORY_LIMIT = "600MB"  # bench/bench_ingest_evtx.py: flat main-process memory, 
 # type validates every value on insert, which slowed bulk loads in a trial while building
 # bench/bench_query.py. Our writers only ever store JSON they serialised themselves.
 _DDL = {"JSON": "VARCHAR"}
+
+
+_EVENT_ORDER = "ts NULLS LAST, bundle_id, member_path, record_ref"
 
 
 def _sql_string(text: str) -> str:
@@ -87,6 +92,27 @@ class CaseDatabase:
         )
         return self.count(table) - before
 
+    def insert_events(self, files: Sequence[Path], selects: Sequence[str] = (), *,
+                      ordered: bool) -> None:
+        """Append the rows of Parquet files (events schema) and of SELECTs yielding the events
+        columns, in one statement; ``ordered``: in time order (as ``sort_events`` orders)."""
+        names = ", ".join(f'"{name}"' for name, _, _ in TABLES["events"])
+        # names from schema.TABLES, SELECTs from parsers.evtx_sql, paths quoted
+        parts = [f"SELECT {names} FROM ({select})" for select in selects]  # noqa: S608
+        if files:
+            parts.append(f"SELECT {names} FROM {parquet_source(files)}")  # noqa: S608
+        if not parts:
+            return
+        order = f" ORDER BY {_EVENT_ORDER}" if ordered else ""
+        try:
+            self.conn.execute(f"INSERT INTO events ({names}) SELECT {names} FROM "  # noqa: S608 - names from schema.TABLES, SQL from evtx_sql, paths quoted
+                              f"({' UNION ALL '.join(parts)}){order}")
+        except duckdb.Error as exc:
+            raise AnalysisError(f"loading events failed: {str(exc).splitlines()[0]}") from exc
+
+    def checkpoint(self) -> None:
+        self.conn.execute("CHECKPOINT")
+
     def count(self, table: str) -> int:
         if table not in TABLES:
             raise AnalysisError(f"no table {table!r}")
@@ -96,8 +122,7 @@ class CaseDatabase:
         """Rewrite events ordered by time (stable on provenance), then checkpoint."""
         self.conn.execute("BEGIN")
         self.conn.execute(
-            "CREATE TABLE events_sorted AS SELECT * FROM events "
-            "ORDER BY ts, bundle_id, member_path, record_ref"
+            f"CREATE TABLE events_sorted AS SELECT * FROM events ORDER BY {_EVENT_ORDER}"  # noqa: S608 - a constant
         )
         self.conn.execute("DROP TABLE events")
         self.conn.execute("ALTER TABLE events_sorted RENAME TO events")

@@ -2,7 +2,11 @@
 
 The worker opens the bundle itself, reads the member through a read-only window, lets the
 chosen parser yield events and rejections, and writes them to Parquet files that the main
-process loads into DuckDB. It returns the account: seen = loaded + rejected.
+process loads into DuckDB. It returns the account: seen = loaded + rejected + staged.
+
+A parser with ``parse_deferred`` (EVTX) may yield ``EvtxJson`` records instead: their
+(record id, JSON text) go to a third Parquet file, unread, and the main process reads them in
+SQL, where each becomes a loaded or a rejected record (``staged`` counts them until then).
 """
 
 from __future__ import annotations
@@ -14,10 +18,15 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sealtrail.analysis.arrow_rows import ERRORS_SCHEMA, EVENTS_SCHEMA, ParquetSink
+from sealtrail.analysis.arrow_rows import (
+    ERRORS_SCHEMA,
+    EVENTS_SCHEMA,
+    EVTX_JSON_SCHEMA,
+    ParquetSink,
+)
 from sealtrail.analysis.parsers.base import MemberContext
 from sealtrail.analysis.parsers.registry import choose_parser
-from sealtrail.analysis.records import EVENT_TYPES, Event, Rejection
+from sealtrail.analysis.records import EVENT_TYPES, Event, EvtxJson, Rejection
 from sealtrail.custody.bundle_reader import BundleFile
 from sealtrail.custody.canonical import json_text
 
@@ -54,6 +63,8 @@ class MemberResult:
     errors_file: str | None
     failure: str | None
     seconds: float
+    staged: int = 0  # EvtxJson records written to staged_file, neither loaded nor rejected yet
+    staged_file: str | None = None
 
 
 def _context(task: MemberTask, bundle: BundleFile) -> MemberContext:
@@ -117,6 +128,9 @@ def parse_member(task: MemberTask) -> MemberResult:
     out = Path(task.out_dir)
     events = ParquetSink(out / f"{task.task_id}.events.parquet", EVENTS_SCHEMA)
     errors = ParquetSink(out / f"{task.task_id}.errors.parquet", ERRORS_SCHEMA)
+    # JSON texts: no dictionary (they are all different), zstd (they compress ~10x)
+    staged = ParquetSink(out / f"{task.task_id}.evtx-json.parquet", EVTX_JSON_SCHEMA,
+                         dictionary=False)
     name = version = None
     seen = loaded = rejected = 0
     failure = None
@@ -126,8 +140,12 @@ def parse_member(task: MemberTask) -> MemberResult:
             parser = choose_parser(member, member.head())
             if parser is not None:
                 name, version = parser.NAME, parser.VERSION
-                for item in parser.parse(member):
+                deferred = getattr(parser, "parse_deferred", None)
+                for item in (deferred or parser.parse)(member):
                     seen += 1
+                    if type(item) is EvtxJson:
+                        staged.add(item)
+                        continue
                     event_row, error_row = item_rows(item, task, name, version)
                     if event_row is not None:
                         events.add(event_row)
@@ -139,9 +157,11 @@ def parse_member(task: MemberTask) -> MemberResult:
         failure = f"{type(exc).__name__}: {exc}"
     events_rows = events.close()
     errors_rows = errors.close()
+    staged_rows = staged.close()
     return MemberResult(
         task.task_id, name, version, seen, loaded, rejected,
         events.path.as_posix() if events_rows else None,
         errors.path.as_posix() if errors_rows else None,
         failure, time.monotonic() - started,
+        staged_rows, staged.path.as_posix() if staged_rows else None,
     )
