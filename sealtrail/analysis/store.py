@@ -30,6 +30,7 @@ _DDL = {"JSON": "VARCHAR"}
 
 
 _EVENT_ORDER = "ts NULLS LAST, bundle_id, member_path, record_ref"
+_BUNDLE_ORDER = "ts NULLS LAST, member_path, record_ref"
 
 
 def _sql_string(text: str) -> str:
@@ -94,8 +95,8 @@ class CaseDatabase:
 
     def insert_events(self, files: Sequence[Path], selects: Sequence[str] = (), *,
                       ordered: bool) -> None:
-        """Append the rows of Parquet files (events schema) and of SELECTs yielding the events
-        columns, in one statement; ``ordered``: in time order (as ``sort_events`` orders)."""
+        """Append one bundle's rows, from Parquet files (events schema) and SELECTs yielding the
+        events columns, in one statement; ``ordered``: in time order (as ``sort_events``)."""
         names = ", ".join(f'"{name}"' for name, _, _ in TABLES["events"])
         # names from schema.TABLES, SELECTs from parsers.evtx_sql, paths quoted
         parts = [f"SELECT {names} FROM ({select})" for select in selects]  # noqa: S608
@@ -103,7 +104,9 @@ class CaseDatabase:
             parts.append(f"SELECT {names} FROM {parquet_source(files)}")  # noqa: S608
         if not parts:
             return
-        order = f" ORDER BY {_EVENT_ORDER}" if ordered else ""
+        # one bundle's rows: the same order as sort_events' without its constant bundle_id,
+        # whose comparison would cost on every tie of ts
+        order = f" ORDER BY {_BUNDLE_ORDER}" if ordered else ""
         try:
             self.conn.execute(f"INSERT INTO events ({names}) SELECT {names} FROM "  # noqa: S608 - names from schema.TABLES, SQL from evtx_sql, paths quoted
                               f"({' UNION ALL '.join(parts)}){order}")

@@ -15,13 +15,13 @@ worker's checks and row conversion; ``attributes`` as equal JSON, not equal text
 
 How it stays fast: one JSON parse per record (a multi-path ``json_extract`` of the System fields
 and of the EventData/UserData text), then one multi-path ``json_extract_string`` of the keys the
-record's rule reads from that (smaller) text. Most data needs nothing more: when the data holds
-no nested value and no string starting or ending with whitespace (one regular expression over
-its text says so), ``_text`` is the extracted string itself unless it is '', '-' or '%%1793'.
-Other data takes the exact path (its values as JSON fragments, ``#text`` objects, lists, Python's
-``str.strip``). Everything else is CASE and list indexing, never a lambda per value (DuckDB
-runs lambdas far slower than column expressions here), so the statement stays vectorised.
-No per-event SQL is written by hand: rules, columns, ``user`` and messages come from ``RULES``.
+record's rule reads from that (smaller) text. When the data holds no nested value (most does),
+a value's ``_text`` is that extracted text, stripped as Python strips only where it starts or
+ends with whitespace, and None for '', '-' and '%%1793'; other data takes the exact path (its
+values as JSON fragments: ``#text`` objects, lists). Everything else is CASE, list indexing and
+columns computed once, never a lambda per value on the common path (DuckDB runs lambdas far
+slower than column expressions here). No per-event SQL is written by hand: rules, columns,
+``user`` and messages are generated from ``RULES``.
 
 What goes to Python (``outcome = 'python'``): records for which reproducing Python would cost
 more than it is worth and which the ``evtx`` crate rarely or never writes. Each is decided
@@ -31,12 +31,13 @@ before any rejection, so the Python path decides the whole outcome of such a rec
    than 1,024, and the tokens ``NaN``/``inf``/``-inf`` with which the crate writes non-finite
    floats (with ``check_nonfinite``; without it, only where they stand in EventData/UserData or
    in the System fields read);
-2. a number with a fraction or an exponent in the System fields read or anywhere in
-   EventData/UserData (Python prints floats with ``repr``);
+2. a number with a fraction or an exponent, or an integer outside the 64-bit range (orjson
+   reads it as a float), in the System fields read or anywhere in EventData/UserData (Python
+   prints floats with ``repr``); an EventID that is a list;
 3. TimeCreated text other than ``YYYY-MM-DDTHH:MM:SS[.fraction]Z``, or a date that does not
    exist (Python's rejection quotes it with ``repr``);
-4. a Provider name, Channel, Computer or Security UserID that is an object, a list or a float
-   (Python prints its ``repr``);
+4. a Provider name, Channel, Computer or Security UserID that is an object or a list (Python
+   prints its ``repr``);
 5. rule values nested deeper than ``{"#text": [scalars]}``, and text an integer column reads
    that Python's ``int()`` might take where the expressions here do not (non-ASCII digits,
    numbers of more than 32 characters).
@@ -106,7 +107,21 @@ def lit(text: str) -> str:
 
 
 _STRING = r'"(?:[^"\\]|\\.)*"'  # a JSON string token, for RE2
-_SPACE = "[" + "".join(f"\\x{{{c:x}}}" for c in _PY_SPACE) + "]"
+
+
+def _char_class(codes: list[int]) -> str:
+    """An RE2 character class of code points, runs written as ranges."""
+    runs: list[list[int]] = []
+    for c in codes:
+        if runs and c == runs[-1][1] + 1:
+            runs[-1][1] = c
+        else:
+            runs.append([c, c])
+    return "[" + "".join(f"\\x{{{a:x}}}" + (f"-\\x{{{b:x}}}" if b > a else "")
+                         for a, b in runs) + "]"
+
+
+_SPACE = _char_class(_PY_SPACE)
 _RE = {
     "tokens": f"(?s){_STRING}|[^\"]+",  # a JSON text as its strings and what lies between
     # the crate's non-finite tokens outside strings, found from the start string by string
@@ -356,12 +371,15 @@ class _Key:
         return f"CASE WHEN simple THEN false ELSE coalesce({_nested(f'f[{self.i}]')}, false) END"
 
 
-def _fill_missing(name: str) -> str:
-    """``_Fill.__missing__`` for a column name a rule left empty: the data value of that
-    name, which data rarely has (so it is looked up only if its text holds the quoted key)."""
+def _fill_missing(name: str, rules: set[int], count: int) -> str:
+    """``_Fill.__missing__`` for a column name a rule's template prints when the column is
+    empty: the data value of that name, which data rarely has (so it is looked up only if the
+    data's text holds the quoted key); NULL where the template does not need it."""
+    uses = "[" + ", ".join("true" if n in rules else "false" for n in range(1, count + 1)) + "]"
     g = f"json_extract(flat, {lit(_key_path(name))})::VARCHAR"
-    return (f"CASE WHEN NOT contains(flat, {lit(chr(34) + name + chr(34))}) THEN '?' "
-            f"WHEN {_nested(g)} THEN '?' ELSE coalesce({_text0(g)}, '?') END")
+    return (f"CASE WHEN col_{name} IS NOT NULL OR NOT coalesce({uses}[rule], false) THEN NULL "
+            f"WHEN NOT contains(flat, {lit(chr(34) + name + chr(34))}) THEN '?' "
+            f"WHEN {_nested(g)} THEN '?' ELSE {_text0(g)} END")
 
 
 def _key_path(key: str) -> str:
@@ -422,6 +440,9 @@ class _Variants:
 @dataclass
 class _PerRule:
     columns: dict[str, _Variants]
+    # a column name in a template -> the rules whose message prints it (the data value of that
+    # name stands in when the column is empty: _fill_missing)
+    fills: dict[str, set[int]] = field(default_factory=dict)
     user: _Variants = field(default_factory=_Variants)
     message: _Variants = field(default_factory=_Variants)
     event_type: _Variants = field(default_factory=_Variants)
@@ -429,19 +450,20 @@ class _PerRule:
 
 
 def _per_rule(numbered: _Rules) -> _PerRule:
-    out = _PerRule({c: _Variants() for c in sorted(RULE_COLUMNS - {"user"})})
+    """Every rule's expressions. Each name a rule reads into (Event column or not, such as
+    ``sysmon_user``) is one output column ``col_<name>``, which ``user`` and messages use."""
+    names = sorted({name for _, _, _, rule in numbered.rules for name in rule.columns} - {"user"})
+    out = _PerRule({name: _Variants() for name in names})
     for n, _channel, event_id, rule in numbered.rules:
         keys = numbered.groups[numbered.group_of[n] - 1]
 
         def key(name: str, keys: tuple[str, ...] = keys) -> _Key:
             return _Key(keys.index(name) + 1, name)
 
-        values = {name: _node_sql(node, key) for name, node in rule.columns.items()}
-        for name, expr in values.items():
-            if name in out.columns:
-                out.columns[name].add(n, expr)
-        if rule.user is not None and rule.user in values:
-            out.user.add(n, values[rule.user])
+        for name, node in rule.columns.items():
+            out.columns[name].add(n, _node_sql(node, key))
+        if rule.user is not None and rule.user in rule.columns:
+            out.user.add(n, f"col_{rule.user}")
         exact = [_int_text_exact(key(node.name).text)
                  for column in rule.columns.values() for node in _int_nodes(column)]
         if exact:
@@ -452,9 +474,9 @@ def _per_rule(numbered: _Rules) -> _PerRule:
                 pieces.append(lit(literal))
             if name == "eid":
                 pieces.append(lit(str(event_id)))
-            elif name in values:
-                pieces.append(f"coalesce(CAST(({values[name]}) AS VARCHAR), "
-                              f"{_fill_missing(name)})")
+            elif name in rule.columns:
+                out.fills.setdefault(name, set()).add(n)
+                pieces.append(f"coalesce(CAST(col_{name} AS VARCHAR), fm_{name}, '?')")
             elif name is not None:
                 k = key(name)
                 pieces.append(f"CASE WHEN {k.nested} THEN '?' ELSE coalesce({k.text}, '?') END")
@@ -597,19 +619,20 @@ def select_sql(source: str, provenance: Mapping[str, str], *,
     width = max(GENERIC_SCAN, *(len(keys) for keys in numbered.groups))
     positions = range(1, width + 1)
 
-    def exact_text(i: int) -> str:  # rare: the same expressions are repeated, not columns
-        v = _unwrap(f"f[{i}]")
-        return _text(v, _string_of(v))
-
     # positions beyond the row's keys are skipped at the cost of one comparison
     widths = "[" + ", ".join(str(len(keys)) for keys in numbered.groups) + "]"
     layer = _columns({"width": (f"CASE WHEN grp IS NOT NULL THEN {widths}[grp] "
                                 f"WHEN gk IS NOT NULL THEN len(gk) ELSE 0 END")}, layer)
+    # the exact path's unwrapped fragments and their string contents (NULL on the fast path)
+    exact = "NOT simple AND width >= "
+    layer = _columns({f"v{i}": f"CASE WHEN {exact}{i} THEN {_unwrap(f'f[{i}]')} END"
+                      for i in positions}, layer)
+    layer = _columns({f"u{i}": f"CASE WHEN {exact}{i} THEN {_string_of(f'v{i}')} END"
+                      for i in positions}, layer)
     texts = {f"t{i}": (f"CASE WHEN width < {i} THEN NULL WHEN simple THEN {_missing(f'r[{i}]')} "
-                       f"ELSE {exact_text(i)} END") for i in positions}
+                       f"ELSE {_text(f'v{i}', f'u{i}')} END") for i in positions}
     texts["f_ok"] = ("CASE WHEN simple OR rule IS NULL THEN true ELSE ("
-                     + " AND ".join(_supported(f"f[{i}]", _unwrap(f"f[{i}]")) for i in positions)
-                     + ") END")
+                     + " AND ".join(_supported(f"f[{i}]", f"v{i}") for i in positions) + ") END")
     layer = _columns(texts, layer)
 
     # 4. columns, user, message and event type; the generic summary for unmapped events:
@@ -637,8 +660,11 @@ def select_sql(source: str, provenance: Mapping[str, str], *,
                "|| coalesce(nullif(provider, ''), nullif(channel, ''), '?') || CASE WHEN "
                "len(parts) > 0 THEN ': ' || array_to_string(parts[1:4], ', ') ELSE '' END")
     rules = len(numbered.rules)
-    outputs = {f"col_{name}": variants.sql(rules) for name, variants in per_rule.columns.items()}
-    outputs |= {
+    layer = _columns({f"col_{name}": variants.sql(rules)
+                      for name, variants in per_rule.columns.items()}, layer)
+    layer = _columns({f"fm_{name}": _fill_missing(name, used, rules)
+                      for name, used in sorted(per_rule.fills.items())}, layer)
+    outputs = {
         "col_user": per_rule.user.sql(rules),
         "message_raw": (f"CASE WHEN rule IS NULL THEN {generic} "
                         f"ELSE {per_rule.message.sql(rules)} END"),
