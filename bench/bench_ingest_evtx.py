@@ -11,6 +11,10 @@ What is measured:
   timed inside it end to end (verify, parse in 2 worker processes, Parquet, DuckDB load, sort,
   checkpoint, database SHA-256, ledger entry). events/s = rows loaded from the EVTX members
   (parser ``winevtx``; the file-system time rows from the manifest are not counted) / seconds.
+  Phases printed: verify (``check_case``), parse (until the last member's result), load (every
+  ``CaseDatabase`` load; since the EVTX SQL, ``insert_events`` reads the staged EVTX records
+  in SQL and, into an empty table, sorts them on the way) and sort (``sort_events``, or the
+  ``checkpoint`` that replaces it when the rows went in in time order).
   Peak RSS: ``getrusage(RUSAGE_SELF)`` (the main process) and ``RUSAGE_CHILDREN`` (the
   largest worker) at the end of that process, so the figures are per run.
 - references, each in a fresh process over the same files: ``PyEvtxParser(path)
@@ -145,7 +149,11 @@ def child_ingest(case_root: str, key_file: str) -> None:
 
     ingest_module.check_case = timed("verify", ingest_module.check_case)
     CaseDatabase.load_parquet = timed("load", CaseDatabase.load_parquet)
+    if hasattr(CaseDatabase, "insert_events"):  # the EVTX SQL runs inside this one
+        CaseDatabase.insert_events = timed("load", CaseDatabase.insert_events)
     CaseDatabase.sort_events = timed("sort", CaseDatabase.sort_events)
+    if hasattr(CaseDatabase, "checkpoint"):  # instead of the sort when rows went in in order
+        CaseDatabase.checkpoint = timed("sort", CaseDatabase.checkpoint)
     last_progress = [0.0]
 
     def progress(_done: int, _total: int) -> None:
@@ -241,7 +249,7 @@ def bench_size(upstream: Path, size_mb: int, runs: int) -> dict[str, object]:
                   f"ingest {float(result['seconds']):.2f} s ({int(result['evtx_loaded']):,} EVTX "
                   f"rows, {result['evtx_rejected']} rejected; verify {phases['verify']:.1f}, "
                   f"parse {float(result['parse_seconds']):.1f}, load {phases['load']:.1f}, "
-                  f"sort {phases['sort']:.1f} s); peak RSS main "
+                  f"sort/checkpoint {phases['sort']:.1f} s); peak RSS main "
                   f"{int(result['rss_self_kib']) / 1024:.0f} MiB, worker "
                   f"{int(result['rss_children_kib']) / 1024:.0f} MiB", flush=True)
             print("         main peak RSS after " + ", ".join(
