@@ -7,12 +7,13 @@ Order:
 2. For each sealed bundle not ingested yet: its manifest gives an ``artifacts`` row per item and
    file-system time events (source ``manifest_fs``); each data member goes to a worker, which
    picks a parser and writes events and rejections to Parquet (EVTX records as JSON text).
-3. In one transaction per bundle, the Parquet files are loaded in bulk: one INSERT for all its
-   events, the EVTX records read in SQL (``parsers.evtx_sql``) on the way, in time order if
-   ``events`` was empty. Records that SQL rejects become ``ingest_errors`` rows; the few it
-   leaves to Python are read here with the worker's code. Every member's account (seen =
-   loaded + rejected, a parser failure counting as one rejected item) is stored with its
-   artifacts row.
+3. In one transaction per bundle, the Parquet files are loaded in bulk. The staged EVTX records
+   are read in SQL (``parsers.evtx_sql``) into a temporary table: its rejections become
+   ``ingest_errors`` rows, and the few records it leaves to Python are read here with the
+   worker's code. Then one INSERT adds all the bundle's events (that table's, the other
+   parsers' and Python's), in time order if ``events`` was empty. Every member's account
+   (seen = loaded + rejected, a parser failure counting as one rejected item) is stored with
+   its artifacts row.
 4. Events are re-sorted by time unless they went in in order; the database is checkpointed and
    closed; its SHA-256 is taken.
 5. An ``ingested`` ledger entry records the bundles, parsers and versions, row counts, and the
@@ -54,6 +55,7 @@ FS_TIMES = (
     ("birthtime", "file_created", "created (birth time)"),
 )
 FS_PARSER = ("manifest_fs", "1")
+_EVTX_ROWS = "evtx_rows"  # temporary table of a bundle's EVTX records read in SQL
 
 
 class IngestRefused(AnalysisError):
@@ -281,22 +283,25 @@ def _ingest_bundle(case: Case, db: CaseDatabase, pool: WorkerPool, bundle_id: st
     with db.transaction():
         before = db.count("events"), db.count("ingest_errors")
         selects = []
+        settled = _Settled()
         if staged:
             members_file = out / "evtx_members.parquet"
             write_table(members_file, evtx_sql.MEMBER_COLUMNS, [
                 (Path(r.staged_file).as_posix(), i, tasks[i].host, r.parser,
                  tasks[i].bundle_id, tasks[i].source_path, tasks[i].member_sha256,
                  r.parser_version) for i, r in staged.items()])
-            selects.append(evtx_sql.events_sql(
+            db.create_temp_table(_EVTX_ROWS, evtx_sql.staged_sql(
                 parquet_source([Path(r.staged_file) for r in staged.values()], filename=True),
                 parquet_source([members_file])))
-        db.insert_events(event_files, selects, ordered=ordered)
-        settled = _settle_staged(db, bundle_id, tasks, staged, out) if staged else _Settled()
-        if settled.events_file:  # after the ordered insert: the table needs a sort
-            db.load_parquet("events", [settled.events_file])
-            ordered = False
+            settled = _settle_staged(db, tasks, staged, out)
+            selects.append(evtx_sql.events_sql(_EVTX_ROWS))
+        if settled.events_file:
+            event_files.append(settled.events_file)
         if settled.errors_file:
             error_files.append(settled.errors_file)
+        db.insert_events(event_files, selects, ordered=ordered)
+        if staged:
+            db.drop_table(_EVTX_ROWS)
         db.load_parquet("ingest_errors", error_files)
         accounts = {t.task_id: _account(t, results[t.task_id], settled.counts.get(t.task_id))
                     for t in tasks if t.task_id in results}
@@ -333,23 +338,23 @@ class _Settled:
     errors_file: Path | None = None  # Python's rejections
 
 
-def _settle_staged(db: CaseDatabase, bundle_id: str, tasks: Sequence[MemberTask],
+def _settle_staged(db: CaseDatabase, tasks: Sequence[MemberTask],
                    staged: dict[int, MemberResult], out: Path) -> _Settled:
-    """Resolve the pending rows the EVTX SQL left in ``events`` (see ``evtx_sql``): rejected
-    records to ``ingest_errors``, the few it leaves to Python read here as the worker would
-    have read them; then the pending rows are deleted."""
+    """What the EVTX SQL (its rows in ``_EVTX_ROWS``) did not load: its rejections go to
+    ``ingest_errors``; the few records it leaves to Python are read here as the worker would
+    have read them, into Parquet files loaded with the bundle's other rows."""
     settled = _Settled()
     counts = settled.counts
-    db.execute(evtx_sql.PENDING_TO_ERRORS, [bundle_id])
-    for member, outcome, n in db.execute(evtx_sql.PENDING_COUNTS, [bundle_id])[1]:
+    rejections = evtx_sql.rejections_sql(_EVTX_ROWS)
+    db.execute(f"INSERT INTO ingest_errors {rejections}")  # noqa: S608 - SQL from evtx_sql
+    for member, outcome, n in db.execute(evtx_sql.counts_sql(_EVTX_ROWS))[1]:
         if outcome == evtx_sql.REJECTED:
             counts[member] = (n, 0, 0)
     event_rows, error_rows = [], []
-    for member, record_ref, data in db.execute(evtx_sql.PENDING_FOR_PYTHON, [bundle_id])[1]:
+    for member, record_id, data in db.execute(evtx_sql.for_python_sql(_EVTX_ROWS))[1]:
         result = staged[member]
-        item = record_from_json(int(record_ref.removeprefix("record:")), data)
-        event_row, error_row = item_rows(item, tasks[member], result.parser or "",
-                                         result.parser_version or "")
+        event_row, error_row = item_rows(record_from_json(record_id, data), tasks[member],
+                                         result.parser or "", result.parser_version or "")
         sql_rejected, loaded, rejected = counts.get(member, (0, 0, 0))
         if event_row is not None:
             event_rows.append(event_row)
@@ -357,7 +362,6 @@ def _settle_staged(db: CaseDatabase, bundle_id: str, tasks: Sequence[MemberTask]
         else:
             error_rows.append(error_row)
             counts[member] = sql_rejected, loaded, rejected + 1
-    db.execute(evtx_sql.PENDING_DELETE, [bundle_id])
     if event_rows:
         settled.events_file = out / "evtx_python_events.parquet"
         write_table(settled.events_file, EVENT_COLUMNS, event_rows)

@@ -113,6 +113,20 @@ class CaseDatabase:
         except duckdb.Error as exc:
             raise AnalysisError(f"loading events failed: {str(exc).splitlines()[0]}") from exc
 
+    def create_temp_table(self, name: str, select: str) -> None:
+        """A temporary table of a SELECT's rows (gone with the connection, or ``drop_table``)."""
+        if not name.isidentifier():
+            raise AnalysisError(f"not a table name: {name!r}")
+        try:
+            self.conn.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS {select}")
+        except duckdb.Error as exc:
+            raise AnalysisError(f"query failed: {str(exc).splitlines()[0]}") from exc
+
+    def drop_table(self, name: str) -> None:
+        if not name.isidentifier() or name in TABLES:
+            raise AnalysisError(f"not a temporary table name: {name!r}")
+        self.conn.execute(f"DROP TABLE IF EXISTS {name}")
+
     def checkpoint(self) -> None:
         self.conn.execute("CHECKPOINT")
 

@@ -755,22 +755,21 @@ def _final(inner: str, attributes: str) -> str:
 
 # -- in the ingest ------------------------------------------------------------------------
 #
-# ``events_sql`` gives the rows ``store.insert_events`` appends to ``events`` in one statement
-# (with the other parsers' rows, in time order when it can): each ``'ok'`` row as it is, and
-# each other record as a *pending* row, which never outlives the bundle's transaction:
-# ``ts`` NULL (no event has none), ``event_type`` its outcome, ``event_id`` the member key,
-# ``message`` the rejection reason, ``attributes`` the JSON text of a record for Python. The
-# ingest then moves rejected ones to ``ingest_errors`` (PENDING_TO_ERRORS), counts them per
-# member (PENDING_COUNTS), reads the Python ones (PENDING_FOR_PYTHON) and deletes them all
-# (PENDING_DELETE); pending rows sort last, so the rows left keep their order.
+# The ingest keeps the SELECT's rows for a bundle in a temporary table (``staged_sql`` over the
+# workers' files), then takes from it: the rejections for ``ingest_errors``
+# (``rejections_sql``), the records for Python (``for_python_sql``), the count of each per
+# member (``counts_sql``), and the ``events`` rows (``events_sql``), which go into ``events``
+# with the other parsers' rows in one INSERT. (One INSERT reading this SELECT and other Parquet
+# files at once, sorted, ran out of DuckDB's memory limit on 1 GB of EVTX; reading a table, it
+# does not.)
 
 MEMBER_COLUMNS = [("file", "VARCHAR", "staged Parquet file"),
                   ("member", "INTEGER", "member key (the worker's task id)"),
                   *((name, "VARCHAR", "provenance") for name in PROVENANCE)]
 
 
-def events_sql(staged: str, members: str, *, check_nonfinite: bool = True) -> str:
-    """The ``events`` rows (and pending rows) of staged EVTX records.
+def staged_sql(staged: str, members: str, *, check_nonfinite: bool = True) -> str:
+    """``select_sql`` over staged EVTX records.
 
     Args:
         staged: a FROM item of the staged records with ``filename`` (``record_id``, ``data``).
@@ -779,22 +778,28 @@ def events_sql(staged: str, members: str, *, check_nonfinite: bool = True) -> st
     source = ("(SELECT m.member, s.record_id, s.data, "
               + ", ".join(f"m.{name}" for name in PROVENANCE)
               + f" FROM {staged} s JOIN {members} m ON s.filename = m.file)")
-    inner = select_sql(source, {name: name for name in PROVENANCE},
-                       check_nonfinite=check_nonfinite)
-    pending = {"event_type": "outcome", "event_id": "member", "message": "reason",
-               "attributes": "data"}
-    ok = f"outcome = '{OK}'"
-    out = [f'CASE WHEN {ok} THEN "{name}" ELSE {pending[name]} END AS "{name}"'
-           if name in pending else f'"{name}"' for name, _, _ in EVENT_COLUMNS]
-    return f"SELECT {', '.join(out)} FROM ({inner})"
+    return select_sql(source, {name: name for name in PROVENANCE},
+                      check_nonfinite=check_nonfinite)
 
 
-_PENDING = "FROM events WHERE ts IS NULL AND bundle_id = ?"
-PENDING_TO_ERRORS = (
-    "INSERT INTO ingest_errors (bundle_id, member_path, member_sha256, record_ref, reason, "
-    f"parser) SELECT bundle_id, member_path, member_sha256, record_ref, message, source "
-    f"{_PENDING} AND event_type = '{REJECTED}'")
-PENDING_COUNTS = f"SELECT event_id, event_type, count(*) {_PENDING} GROUP BY ALL"
-PENDING_FOR_PYTHON = (f"SELECT event_id, record_ref, attributes {_PENDING} "
-                      f"AND event_type = '{PYTHON}' ORDER BY event_id, record_ref")
-PENDING_DELETE = f"DELETE {_PENDING}"
+def events_sql(table: str) -> str:
+    """The ``events`` rows in a table of ``select_sql`` rows."""
+    names = ", ".join(f'"{name}"' for name, _, _ in EVENT_COLUMNS)
+    return f"SELECT {names} FROM {table} WHERE outcome = '{OK}'"
+
+
+def rejections_sql(table: str) -> str:
+    """The ``ingest_errors`` rows (in schema order) in a table of ``select_sql`` rows."""
+    return (f"SELECT bundle_id, member_path, member_sha256, record_ref, reason, source "
+            f"FROM {table} WHERE outcome = '{REJECTED}'")
+
+
+def counts_sql(table: str) -> str:
+    """(member, outcome, records) of the records not loaded by the SQL itself."""
+    return f"SELECT member, outcome, count(*) FROM {table} WHERE outcome <> '{OK}' GROUP BY ALL"
+
+
+def for_python_sql(table: str) -> str:
+    """(member, record id, JSON text) of the records for the Python path."""
+    return (f"SELECT member, record_id, data FROM {table} WHERE outcome = '{PYTHON}' "
+            f"ORDER BY member, record_id")

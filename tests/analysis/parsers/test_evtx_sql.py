@@ -402,8 +402,8 @@ def test_the_python_outcome_is_what_the_ingest_then_reads(tmp_path):
     assert any(error is not None and "is not a timestamp" in error[4] for _, error in outcomes)
 
 
-def test_events_sql_marks_records_it_does_not_load(tmp_path):
-    """The ingest's form: rejected and Python records come back as pending rows."""
+def test_the_ingest_takes_events_rejections_and_python_records_apart(tmp_path):
+    """staged_sql over the workers' files, kept in a table, and what the ingest takes from it."""
     records = [(1, security(4624, LOGON)), (2, record(time="")), (3, '{"Event":')]
     staged = tmp_path / "staged.parquet"
     sink = ParquetSink(staged, EVTX_JSON_SCHEMA, dictionary=False)
@@ -415,14 +415,18 @@ def test_events_sql_marks_records_it_does_not_load(tmp_path):
     sink.add((staged.as_posix(), 7, "host-1", NAME, "bundle-1", "/evidence/x.evtx", "ab" * 32,
               VERSION))
     sink.close()
-    sql = evtx_sql.events_sql(parquet_source([staged], filename=True), parquet_source([members]))
-    with CaseDatabase(tmp_path / "pending.duckdb") as db:
-        names, rows = db.execute(f"SELECT * FROM ({sql}) ORDER BY record_ref")
-    rows = [dict(zip(names, row, strict=True)) for row in rows]
-    assert [r["ts"] is None for r in rows] == [False, True, True]
-    assert rows[0]["event_type"] == "logon_success" and rows[0]["event_id"] == 4624
-    assert (rows[1]["event_type"], rows[1]["event_id"], rows[1]["attributes"]) == (
-        evtx_sql.REJECTED, 7, None)
-    assert rows[1]["message"] == "evtx: record has no TimeCreated/@SystemTime"
-    assert (rows[2]["event_type"], rows[2]["event_id"], rows[2]["attributes"]) == (
-        evtx_sql.PYTHON, 7, '{"Event":')
+    with CaseDatabase(tmp_path / "take.duckdb") as db:
+        db.create_temp_table("rows", evtx_sql.staged_sql(
+            parquet_source([staged], filename=True), parquet_source([members])))
+        _, events = db.execute(evtx_sql.events_sql("rows"))
+        _, rejections = db.execute(evtx_sql.rejections_sql("rows"))
+        _, counts = db.execute(evtx_sql.counts_sql("rows"))
+        _, python = db.execute(evtx_sql.for_python_sql("rows"))
+    assert [dict(zip(COLUMNS, e, strict=True))["record_ref"] for e in events] == ["record:1"]
+    event = dict(zip(COLUMNS, events[0], strict=True))
+    assert (event["host"], event["bundle_id"], event["member_path"], event["parser_version"]) == (
+        "host-1", "bundle-1", "/evidence/x.evtx", VERSION)
+    assert rejections == [("bundle-1", "/evidence/x.evtx", "ab" * 32, "record:2",
+                           "evtx: record has no TimeCreated/@SystemTime", NAME)]
+    assert sorted(counts) == [(7, evtx_sql.PYTHON, 1), (7, evtx_sql.REJECTED, 1)]
+    assert python == [(7, 3, '{"Event":')]
