@@ -12,9 +12,10 @@ What is measured:
   checkpoint, database SHA-256, ledger entry). events/s = rows loaded from the EVTX members
   (parser ``winevtx``; the file-system time rows from the manifest are not counted) / seconds.
   Phases printed: verify (``check_case``), parse (until the last member's result), load (every
-  ``CaseDatabase`` load; since the EVTX SQL, ``insert_events`` reads the staged EVTX records
-  in SQL and, into an empty table, sorts them on the way) and sort (``sort_events``, or the
-  ``checkpoint`` that replaces it when the rows went in in time order).
+  ``CaseDatabase`` load; since the EVTX SQL also ``create_temp_table``, where the staged EVTX
+  records are read in SQL, and ``insert_events``, which sorts the rows on the way into an empty
+  table) and sort (``sort_events``, or the ``checkpoint`` that replaces it when the rows went
+  in in time order).
   Peak RSS: ``getrusage(RUSAGE_SELF)`` (the main process) and ``RUSAGE_CHILDREN`` (the
   largest worker) at the end of that process, so the figures are per run.
 - references, each in a fresh process over the same files: ``PyEvtxParser(path)
@@ -149,8 +150,9 @@ def child_ingest(case_root: str, key_file: str) -> None:
 
     ingest_module.check_case = timed("verify", ingest_module.check_case)
     CaseDatabase.load_parquet = timed("load", CaseDatabase.load_parquet)
-    if hasattr(CaseDatabase, "insert_events"):  # the EVTX SQL runs inside this one
-        CaseDatabase.insert_events = timed("load", CaseDatabase.insert_events)
+    for name in ("create_temp_table", "insert_events"):  # the EVTX SQL, the ordered insert
+        if hasattr(CaseDatabase, name):
+            setattr(CaseDatabase, name, timed("load", getattr(CaseDatabase, name)))
     CaseDatabase.sort_events = timed("sort", CaseDatabase.sort_events)
     if hasattr(CaseDatabase, "checkpoint"):  # instead of the sort when rows went in in order
         CaseDatabase.checkpoint = timed("sort", CaseDatabase.checkpoint)
