@@ -40,11 +40,15 @@ before any rejection, so the Python path decides the whole outcome of such a rec
    prints its ``repr``);
 5. rule values nested deeper than ``{"#text": [scalars]}``, and text an integer column reads
    that Python's ``int()`` might take where the expressions here do not (non-ASCII digits,
-   numbers of more than 32 characters).
+   numbers of more than 32 characters);
+6. a key repeated in EventData/UserData (the flat data): Python keeps the last value, DuckDB
+   reads the first; the ``evtx`` crate (0.13 inside ``evtx`` 0.14.0) writes a template's
+   repeated Data name twice (4648 events of one upstream log carry LogonGuid twice).
 
-The ``evtx`` crate writes every JSON object with distinct keys (a repeated element name gets a
-suffix: ``Data``, ``Data_1``); DuckDB reads the first of two equal keys and orjson the last, so
-this is relied upon, not re-checked. Whitespace follows Python: ``str.strip``/``str.split``
+One difference is deliberate: a key repeated anywhere else (two EventID or Channel elements in
+System, two Event or System members, two ``#text`` in one value) is read first-wins here and
+last-wins by Python. The EVTX schema fixes those elements, so only a crafted log repeats them,
+and finding them would cost a second parse of every record. Whitespace follows Python: ``str.strip``/``str.split``
 whitespace (``_PY_SPACE``) and ``str.splitlines`` line ends; lengths and slices count code
 points, as DuckDB's ``length``/``left`` do.
 """
@@ -568,7 +572,12 @@ def select_sql(source: str, provenance: Mapping[str, str], *,
         # no nested value in the data (in this compact text a member's value follows '":')
         "simple": ("CASE WHEN flat IS NULL THEN true ELSE NOT (contains(flat, '\":{') "
                    "OR contains(flat, '\":[')) END"),
+        "data_keys": "CASE WHEN flat IS NOT NULL THEN json_keys(flat) END",
     }, layer)
+    # a key twice in the data: Python keeps the last value (at the first key's place), DuckDB
+    # reads the first; the evtx crate writes such data when a template repeats a Data name
+    layer = _columns({"repeated_key": "coalesce(len(data_keys) <> list_unique(data_keys), false)"},
+                     layer)
     numbers = "regexp_extract_all(outside, '-?[0-9]+')"
     layer = _columns({
         "event_id": _int_text("eid_text"),
@@ -614,7 +623,7 @@ def select_sql(source: str, provenance: Mapping[str, str], *,
     layer = _columns({
         "r": f"CASE WHEN simple THEN {extract('json_extract_string')} END",
         "f": f"CASE WHEN NOT simple THEN {extract('json_extract')} END",
-        "gk": "CASE WHEN rule IS NULL AND flat IS NOT NULL THEN json_keys(flat) END",
+        "gk": "CASE WHEN rule IS NULL THEN data_keys END",
     }, layer)
     width = max(GENERIC_SCAN, *(len(keys) for keys in numbered.groups))
     positions = range(1, width + 1)
@@ -679,7 +688,7 @@ def select_sql(source: str, provenance: Mapping[str, str], *,
         f"CASE WHEN contains(message_raw, chr(10)) OR contains(message_raw, chr(13)) "
         f"OR contains(message_raw, chr(9)) OR contains(message_raw, '  ') "
         f"THEN {collapsed} ELSE message_raw END")}, layer)
-    python = ("bad_text OR NOT system_ok OR body_numbers = 'float' OR NOT f_ok "
+    python = ("bad_text OR NOT system_ok OR body_numbers = 'float' OR repeated_key OR NOT f_ok "
               f"OR NOT ints_exact OR NOT ({_int_text_exact('eid_text')}) "
               f"OR ({_is_str('f_time')} AND ts_text <> '' AND ts_value IS NULL)")
     low, high = INT32
