@@ -48,9 +48,11 @@ before any rejection, so the Python path decides the whole outcome of such a rec
 One difference is deliberate: a key repeated anywhere else (two EventID or Channel elements in
 System, two Event or System members, two ``#text`` in one value) is read first-wins here and
 last-wins by Python. The EVTX schema fixes those elements, so only a crafted log repeats them,
-and finding them would cost a second parse of every record. Whitespace follows Python: ``str.strip``/``str.split``
-whitespace (``_PY_SPACE``) and ``str.splitlines`` line ends; lengths and slices count code
-points, as DuckDB's ``length``/``left`` do.
+and finding them would cost a second parse of every record.
+
+Whitespace follows Python: ``str.strip``/``str.split`` whitespace (``_PY_SPACE``) and
+``str.splitlines`` line ends; lengths and slices count code points, as DuckDB's
+``length``/``left`` do.
 """
 
 # ruff: noqa: S608 - this module writes SQL: from RULES, the schema and constants; the data
