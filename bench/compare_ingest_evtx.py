@@ -5,7 +5,8 @@ case once; a copy of that case is then ingested by the sealtrail of this checkou
 the sealtrail of ``--base`` (a git revision, extracted with ``git archive``), each in a fresh
 process. The script prints, for ``events``, ``ingest_errors`` and ``artifacts``, the rows of one
 database missing from the other (EXCEPT ALL over every column, JSON text compared as text), and
-whether each ``events`` table is stored in time order.
+whether each ``events`` table is stored in time order, and the blocks of each database file
+(``PRAGMA database_size``: used and free).
 
 Usage: python bench/compare_ingest_evtx.py --base 750a2d0 [--size 250]
 """
@@ -29,19 +30,26 @@ TABLES = ("events", "ingest_errors", "artifacts")
 INGEST = r"""
 import json, sys
 from pathlib import Path
+import sealtrail
 from sealtrail.analysis.ingest import ingest_case
 from sealtrail.custody.case import Case
 from sealtrail.custody.keys import load_private_key
 report = ingest_case(Case.load(Path(sys.argv[1])), load_private_key(sys.argv[2]), workers=2)
-print(json.dumps({"events": report.events_added, "errors": report.errors_added}))
+print(json.dumps({"events": report.events_added, "errors": report.errors_added,
+                  "code": str(Path(sealtrail.__file__).parent.parent)}))
 """
 
 
 def ingest(code: Path, case: Path, key: Path) -> dict:
+    # run from the case's folder: ``python -c`` puts the working directory first on sys.path,
+    # which would import the sealtrail of a checkout it was started in
     env = dict(os.environ, PYTHONPATH=str(code))
     out = subprocess.run([sys.executable, "-c", INGEST, str(case), str(key)], env=env,
-                         check=True, capture_output=True, text=True)
-    return json.loads(out.stdout.strip().splitlines()[-1])
+                         cwd=case, check=True, capture_output=True, text=True)
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    if Path(result["code"]).resolve() != code.resolve():
+        raise SystemExit(f"imported the sealtrail of {result['code']}, not of {code}")
+    return result
 
 
 def main() -> int:
@@ -83,7 +91,11 @@ def main() -> int:
                   f"not in this: {missing[0]:,}, of this not in base: {missing[1]:,}")
         for label in dbs:
             ts = [r[0] for r in con.execute(f"SELECT ts FROM {label}.events").fetchall()]
-            print(f"  {label}: events stored in time order: {ts == sorted(ts)}")
+            size = con.execute(f"SELECT total_blocks, used_blocks, free_blocks FROM "
+                               f"pragma_database_size() WHERE database_name = '{label}'"
+                               ).fetchone()
+            print(f"  {label}: events stored in time order: {ts == sorted(ts)}; database "
+                  f"blocks total {size[0]}, used {size[1]}, free {size[2]}")
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     return 0
