@@ -14,6 +14,8 @@ D. the other design, extraction in DuckDB: A keeping only (record id, JSON text)
    Parquet without compression; then, timed separately, DuckDB (2 threads) reading those
    files and extracting 15 fields per record with one multi-path ``json_extract_string`` (one
    parse per record) into a table;
+   F (timed the same way, after D's extraction): sealtrail's own SELECT (``evtx_sql``, every
+   events column, rule, message and outcome) over those files into a table, unsorted;
 E. an idealized end-to-end ingest, timed as one wall-clock span in a fresh process: two worker
    processes (files split by size) each run A keeping (record id, TimeCreated, JSON text) and
    write them as uncompressed Arrow IPC files, while the main process SHA-256s every file (the
@@ -96,7 +98,20 @@ if mode == "D":
     con.execute(f"CREATE TABLE x AS SELECT record_id, json_extract_string(data, {listing}) AS v "
                 f"FROM read_parquet('{scratch}/*.parquet')")
     extra = time.perf_counter() - t
-print(json.dumps({"records": records, "seconds": seconds, "duckdb_seconds": extra}))
+    # F: the same files through sealtrail's compiled SQL (parsers/evtx_sql.py), every events
+    # column and the outcome, into a table (no sort)
+    from sealtrail.analysis.parsers.evtx_sql import PROVENANCE, select_sql
+    con.execute("SET TimeZone = 'UTC'")
+    staged = f"read_parquet('{scratch}/*.parquet')"
+    sql = select_sql(f"(SELECT 0 AS member, record_id, data FROM {staged})",
+                     {name: "'x'" for name in PROVENANCE})
+    t = time.perf_counter()
+    con.execute(f"CREATE TABLE f AS {sql}")
+    full = time.perf_counter() - t
+    not_ok = con.execute("SELECT count(*) FROM f WHERE outcome <> 'ok'").fetchone()[0]
+print(json.dumps({"records": records, "seconds": seconds, "duckdb_seconds": extra,
+                  "sql_seconds": full if mode == "D" else None,
+                  "sql_not_ok": not_ok if mode == "D" else None}))
 """
 
 WORKER_E = r"""
@@ -202,7 +217,8 @@ def main() -> int:
             results[mode].append(run_child(mode, folder))
         line = ", ".join(f"{m} {results[m][-1]['seconds']:.2f} s" for m in LABELS)
         print(f"  run {run + 1}: {line} (of which DuckDB {results['E'][-1]['duckdb_seconds']:.2f}"
-              f" s), DuckDB extraction {results['D'][-1]['duckdb_seconds']:.2f} s")
+              f" s), DuckDB extraction {results['D'][-1]['duckdb_seconds']:.2f} s, "
+              f"sealtrail SQL {results['D'][-1]['sql_seconds']:.2f} s")
     records = int(results["A"][0]["records"])
     ref = statistics.median(r["seconds"] for r in results["A"])
     print(f"\n{records:,} records (median of {args.runs})        seconds    records/s   ratio to A"
@@ -220,6 +236,10 @@ def main() -> int:
     dseconds = statistics.median(r["seconds"] for r in results["D"])
     print(f"  {'D  + DuckDB json_extract_string (2 threads)':<44} {duck:6.2f} "
           f"{records / duck:12,.0f} {ref / duck:12.2f}")
+    full = statistics.median(r["sql_seconds"] for r in results["D"])
+    print(f"  {'F  D + sealtrail evtx_sql SELECT (2 threads)':<44} {full:6.2f} "
+          f"{records / full:12,.0f} {ref / full:12.2f}    "
+          f"({results['D'][-1]['sql_not_ok']} records not 'ok')")
     both = dseconds / 2 + duck
     print(f"  D with its Parquet step on 2 workers, then DuckDB: {both:.2f} s, ratio "
           f"{ref / both:.2f} (before verification, loading into events and sorting)")

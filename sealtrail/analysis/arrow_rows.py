@@ -32,6 +32,8 @@ def arrow_schema(columns: Sequence[tuple[str, str, str]]) -> pa.Schema:
 
 EVENTS_SCHEMA = arrow_schema(EVENT_COLUMNS)
 ERRORS_SCHEMA = arrow_schema(INGEST_ERROR_COLUMNS)
+# EVTX records staged for SQL (records.EvtxJson): the record id and the evtx crate's JSON text
+EVTX_JSON_SCHEMA = pa.schema([("record_id", pa.int64()), ("data", pa.string())])
 
 
 class ParquetSink:
@@ -41,9 +43,11 @@ class ParquetSink:
     costs far less than appending every value to its column list as it arrives.
     """
 
-    def __init__(self, path: Path, schema: pa.Schema, batch_rows: int = 65536) -> None:
+    def __init__(self, path: Path, schema: pa.Schema, batch_rows: int = 65536, *,
+                 dictionary: bool = True) -> None:
         self.path = path
         self.schema = schema
+        self.dictionary = dictionary
         self.names = schema.names
         self.batch_rows = batch_rows
         self._pending: list[Sequence[Any]] = []
@@ -67,7 +71,8 @@ class ParquetSink:
             schema=self.schema,
         )
         if self._writer is None:
-            self._writer = pq.ParquetWriter(self.path, self.schema, compression="zstd")
+            self._writer = pq.ParquetWriter(self.path, self.schema, compression="zstd",
+                                            use_dictionary=self.dictionary)
         self._writer.write_batch(batch)
         self.rows += len(pending)
         self._pending = []

@@ -6,10 +6,16 @@ Order:
    problems.
 2. For each sealed bundle not ingested yet: its manifest gives an ``artifacts`` row per item and
    file-system time events (source ``manifest_fs``); each data member goes to a worker, which
-   picks a parser and writes events and rejections to Parquet.
-3. The Parquet files are loaded in bulk; every member's account (seen = loaded + rejected, a
-   parser failure counting as one rejected item) is stored with its artifacts row.
-4. Events are re-sorted by time; the database is checkpointed and closed; its SHA-256 is taken.
+   picks a parser and writes events and rejections to Parquet (EVTX records as JSON text).
+3. In one transaction per bundle, the Parquet files are loaded in bulk. The staged EVTX records
+   are read in SQL (``parsers.evtx_sql``) into a temporary table: its rejections become
+   ``ingest_errors`` rows, and the few records it leaves to Python are read here with the
+   worker's code. Then one INSERT adds all the bundle's events (that table's, the other
+   parsers' and Python's), in time order if ``events`` was empty. Every member's account
+   (seen = loaded + rejected, a parser failure counting as one rejected item) is stored with
+   its artifacts row.
+4. Events are re-sorted by time unless they went in in order; the database is checkpointed and
+   closed; its SHA-256 is taken.
 5. An ``ingested`` ledger entry records the bundles, parsers and versions, row counts, and the
    database digest, so a later reader knows exactly which evidence the database was built from.
 """
@@ -27,11 +33,13 @@ from pathlib import Path
 from typing import Any
 
 from sealtrail.analysis.arrow_rows import write_table
+from sealtrail.analysis.parsers import evtx_sql
+from sealtrail.analysis.parsers.evtx_windows import record_from_json
 from sealtrail.analysis.parsers.registry import REGISTRY
 from sealtrail.analysis.sandbox import WorkerPool, default_timeout
 from sealtrail.analysis.schema import ARTIFACT_COLUMNS, EVENT_COLUMNS, INGEST_ERROR_COLUMNS
-from sealtrail.analysis.store import DATABASE_NAME, CaseDatabase
-from sealtrail.analysis.worker import MemberResult, MemberTask
+from sealtrail.analysis.store import DATABASE_NAME, CaseDatabase, parquet_source
+from sealtrail.analysis.worker import MemberResult, MemberTask, item_rows
 from sealtrail.custody.bundle_reader import BundleFile
 from sealtrail.custody.canonical import json_text
 from sealtrail.custody.case import Case
@@ -47,6 +55,7 @@ FS_TIMES = (
     ("birthtime", "file_created", "created (birth time)"),
 )
 FS_PARSER = ("manifest_fs", "1")
+_EVTX_ROWS = "evtx_rows"  # temporary table of a bundle's EVTX records read in SQL
 
 
 class IngestRefused(AnalysisError):
@@ -182,15 +191,19 @@ def ingest_case(
     try:
         with WorkerPool(workers, timeout) as pool, CaseDatabase(db_path) as db:
             done = db.ingested_bundles()
+            in_order = db.count("events") == 0  # true while events holds rows in time order
             for bundle_id, (_index, fields) in sealed.items():
                 if bundle_id in done:
                     report.skipped.append(bundle_id)
                     continue
                 manifest_sha256 = (fields.get("subject") or {}).get("manifest_sha256")
-                _ingest_bundle(case, db, pool, bundle_id, manifest_sha256, scratch, report,
-                               progress)
+                in_order = _ingest_bundle(case, db, pool, bundle_id, manifest_sha256, scratch,
+                                          report, progress, ordered=in_order)
             if report.bundles:
-                db.sort_events()
+                if in_order:
+                    db.checkpoint()
+                else:
+                    db.sort_events()
         report.database = str(db_path)
         report.database_sha256 = _sha256_file(db_path)
     finally:
@@ -220,7 +233,9 @@ def ingest_case(
 
 def _ingest_bundle(case: Case, db: CaseDatabase, pool: WorkerPool, bundle_id: str,
                    manifest_sha256: str | None, scratch: Path, report: IngestReport,
-                   progress: Callable[[int, int], None] | None) -> None:
+                   progress: Callable[[int, int], None] | None, *, ordered: bool) -> bool:
+    """Load one bundle; returns True if ``events`` is still in time order afterwards
+    (``ordered``: it was before, and this bundle's rows may go in in order)."""
     bundle_path = case.bundles_dir / f"{bundle_id}.stb"
     with BundleFile(bundle_path) as bundle:
         manifest = read_unverified_manifest(bundle)
@@ -235,14 +250,13 @@ def _ingest_bundle(case: Case, db: CaseDatabase, pool: WorkerPool, bundle_id: st
                    host, tuple(m.get("artifacts") or ()), str(out))
         for i, m in enumerate(members)
     ]
-    accounts: dict[int, MemberAccount] = {}
+    results: dict[int, MemberResult] = {}
     event_files: list[Path] = []
     error_files: list[Path] = []
     failures: list[tuple[Any, ...]] = []
     for n, result in enumerate(pool.run(tasks), 1):
         task = tasks[result.task_id]
-        account = _account(task, result)
-        accounts[result.task_id] = account
+        results[result.task_id] = result
         if result.events_file:
             event_files.append(Path(result.events_file))
         if result.errors_file:
@@ -263,18 +277,44 @@ def _ingest_bundle(case: Case, db: CaseDatabase, pool: WorkerPool, bundle_id: st
         fail_file = out / "failures.parquet"
         write_table(fail_file, INGEST_ERROR_COLUMNS, failures)
         error_files.append(fail_file)
-    by_name = {t.member_name: accounts.get(t.task_id) for t in tasks}
-    artifact_rows = [_artifact_row(bundle_id, host, m, by_name.get(m["name"])) for m in members]
-    artifact_rows += [_artifact_row(bundle_id, host, e, None)
-                      for e in manifest.get("entries", [])]
-    art_file = out / "artifacts.parquet"
-    write_table(art_file, ARTIFACT_COLUMNS, artifact_rows)
+    staged = {i: r for i, r in sorted(results.items()) if r.staged_file}
     # One transaction per bundle: a crash mid-load leaves the bundle wholly absent, so the next
     # ingest loads it again instead of adding its rows twice.
     with db.transaction():
-        events = db.load_parquet("events", event_files)
-        errors = db.load_parquet("ingest_errors", error_files)
+        before = db.count("events"), db.count("ingest_errors")
+        selects = []
+        settled = _Settled()
+        if staged:
+            members_file = out / "evtx_members.parquet"
+            write_table(members_file, evtx_sql.MEMBER_COLUMNS, [
+                (Path(r.staged_file).as_posix(), i, tasks[i].host, r.parser,
+                 tasks[i].bundle_id, tasks[i].source_path, tasks[i].member_sha256,
+                 r.parser_version) for i, r in staged.items()])
+            db.create_temp_table(_EVTX_ROWS, evtx_sql.staged_sql(
+                parquet_source([Path(r.staged_file) for r in staged.values()], filename=True),
+                parquet_source([members_file])))
+            settled = _settle_staged(db, tasks, staged, out)
+            selects.append(evtx_sql.events_sql(_EVTX_ROWS))
+        if settled.events_file:
+            event_files.append(settled.events_file)
+        if settled.errors_file:
+            error_files.append(settled.errors_file)
+        db.insert_events(event_files, selects, ordered=ordered)
+        if staged:
+            db.drop_table(_EVTX_ROWS)
+        db.load_parquet("ingest_errors", error_files)
+        accounts = {t.task_id: _account(t, results[t.task_id], settled.counts.get(t.task_id))
+                    for t in tasks if t.task_id in results}
+        by_name = {t.member_name: accounts.get(t.task_id) for t in tasks}
+        artifact_rows = [_artifact_row(bundle_id, host, m, by_name.get(m["name"]))
+                         for m in members]
+        artifact_rows += [_artifact_row(bundle_id, host, e, None)
+                          for e in manifest.get("entries", [])]
+        art_file = out / "artifacts.parquet"
+        write_table(art_file, ARTIFACT_COLUMNS, artifact_rows)
         artifacts = db.load_parquet("artifacts", [art_file])
+        events = db.count("events") - before[0]
+        errors = db.count("ingest_errors") - before[1]
         db.execute(
             "INSERT INTO ingests VALUES (?, ?, now(), ?, ?, ?)",
             [bundle_id, manifest_sha256, report.forced, events, errors],
@@ -285,15 +325,67 @@ def _ingest_bundle(case: Case, db: CaseDatabase, pool: WorkerPool, bundle_id: st
     report.artifacts_added += artifacts
     report.fs_events += len(fs_rows)
     report.accounts.extend(accounts[i] for i in sorted(accounts))
+    return ordered
 
 
-def _account(task: MemberTask, result: MemberResult) -> MemberAccount:
-    seen, rejected = result.seen, result.rejected
+@dataclass
+class _Settled:
+    """What became of a bundle's staged EVTX records beyond the SQL's own events rows."""
+
+    # task id -> (rejected by the SQL, loaded by Python, rejected by Python)
+    counts: dict[int, tuple[int, int, int]] = field(default_factory=dict)
+    events_file: Path | None = None  # Python's events
+    errors_file: Path | None = None  # Python's rejections
+
+
+def _settle_staged(db: CaseDatabase, tasks: Sequence[MemberTask],
+                   staged: dict[int, MemberResult], out: Path) -> _Settled:
+    """What the EVTX SQL (its rows in ``_EVTX_ROWS``) did not load: its rejections go to
+    ``ingest_errors``; the few records it leaves to Python are read here as the worker would
+    have read them, into Parquet files loaded with the bundle's other rows."""
+    settled = _Settled()
+    counts = settled.counts
+    rejections = evtx_sql.rejections_sql(_EVTX_ROWS)
+    db.execute(f"INSERT INTO ingest_errors {rejections}")  # noqa: S608 - SQL from evtx_sql
+    for member, outcome, n in db.execute(evtx_sql.counts_sql(_EVTX_ROWS))[1]:
+        if outcome == evtx_sql.REJECTED:
+            counts[member] = (n, 0, 0)
+    event_rows, error_rows = [], []
+    for member, record_id, data in db.execute(evtx_sql.for_python_sql(_EVTX_ROWS))[1]:
+        result = staged[member]
+        event_row, error_row = item_rows(record_from_json(record_id, data), tasks[member],
+                                         result.parser or "", result.parser_version or "")
+        sql_rejected, loaded, rejected = counts.get(member, (0, 0, 0))
+        if event_row is not None:
+            event_rows.append(event_row)
+            counts[member] = sql_rejected, loaded + 1, rejected
+        else:
+            error_rows.append(error_row)
+            counts[member] = sql_rejected, loaded, rejected + 1
+    if event_rows:
+        settled.events_file = out / "evtx_python_events.parquet"
+        write_table(settled.events_file, EVENT_COLUMNS, event_rows)
+    if error_rows:
+        settled.errors_file = out / "evtx_python_errors.parquet"
+        write_table(settled.errors_file, INGEST_ERROR_COLUMNS, error_rows)
+    return settled
+
+
+def _account(task: MemberTask, result: MemberResult,
+             settled: tuple[int, int, int] | None = None) -> MemberAccount:
+    """seen = loaded + rejected; staged EVTX records count as loaded unless SQL rejected them
+    or Python (for the few SQL leaves to it) did."""
+    seen, loaded, rejected = result.seen, result.loaded, result.rejected
+    if result.staged:
+        sql_rejected, python_loaded, python_rejected = settled or (0, 0, 0)
+        python = python_loaded + python_rejected
+        loaded += result.staged - sql_rejected - python + python_loaded
+        rejected += sql_rejected + python_rejected
     if result.failure:  # the failure itself is one rejected item, so nothing vanishes
         seen += 1
         rejected += 1
-    return MemberAccount(task.bundle_id, task.source_path, result.parser, seen,
-                         result.loaded, rejected, result.failure)
+    return MemberAccount(task.bundle_id, task.source_path, result.parser, seen, loaded,
+                         rejected, result.failure)
 
 
 def _sha256_file(path: Path) -> str:

@@ -3,7 +3,8 @@
 Every event carries its provenance: which bundle, which member, that member's SHA-256, where in
 the member (``record_ref``: an EVTX record id, a byte offset, a line number) and which parser
 and version produced it. ``seen = loaded + rejected`` holds for every member: a parser yields
-exactly one ``Event`` or ``Rejection`` for every record it looks at.
+exactly one ``Event`` or ``Rejection`` for every record it looks at (or, for the EVTX parser
+inside an ingest, an ``EvtxJson`` whose fields are read later in SQL).
 """
 
 from __future__ import annotations
@@ -94,3 +95,12 @@ class Rejection:
 
     record_ref: str
     reason: str
+
+
+class EvtxJson(NamedTuple):
+    """A record the ``evtx`` crate rendered as JSON, not read yet: the ingest stages these and
+    reads their fields in SQL (``parsers.evtx_sql``), where each becomes exactly the Event or
+    Rejection ``parsers.evtx_windows.record_from_json`` would make of it."""
+
+    record_id: int
+    data: str

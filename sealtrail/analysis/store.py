@@ -1,8 +1,10 @@
 """The case database (``CASE/analysis.duckdb``): the only module that imports duckdb.
 
 The database is derived: it can always be rebuilt from the verified bundles. Rows arrive in
-bulk from Parquet files written by the parse workers. Events are kept sorted by time (rebuilt
-after each ingest), which makes time-window queries several times faster.
+bulk from Parquet files written by the parse workers (EVTX records as JSON text, read by the SQL
+``parsers.evtx_sql`` writes). Events are kept sorted by time, which makes time-window queries
+several times faster: inserted in time order when the table was empty, else sorted after the
+ingest.
 """
 
 from __future__ import annotations
@@ -25,6 +27,10 @@ MEMORY_LIMIT = "600MB"  # bench/bench_ingest_evtx.py: flat main-process memory, 
 # type validates every value on insert, which slowed bulk loads in a trial while building
 # bench/bench_query.py. Our writers only ever store JSON they serialised themselves.
 _DDL = {"JSON": "VARCHAR"}
+
+
+_EVENT_ORDER = "ts NULLS LAST, bundle_id, member_path, record_ref"
+_BUNDLE_ORDER = "ts NULLS LAST, member_path, record_ref"
 
 
 def _sql_string(text: str) -> str:
@@ -81,12 +87,48 @@ class CaseDatabase:
         if not files:
             return 0
         names = ", ".join(f'"{name}"' for name, _, _ in TABLES[table])
-        listing = "[" + ", ".join(_sql_string(p.as_posix()) for p in files) + "]"
         before = self.count(table)
         self.conn.execute(
-            f"INSERT INTO {table} ({names}) SELECT {names} FROM read_parquet({listing})"  # noqa: S608 - names from schema.TABLES, paths quoted
+            f"INSERT INTO {table} ({names}) SELECT {names} FROM {parquet_source(files)}"  # noqa: S608 - names from schema.TABLES, paths quoted
         )
         return self.count(table) - before
+
+    def insert_events(self, files: Sequence[Path], selects: Sequence[str] = (), *,
+                      ordered: bool) -> None:
+        """Append one bundle's rows, from Parquet files (events schema) and SELECTs yielding the
+        events columns, in one statement; ``ordered``: in time order (as ``sort_events``)."""
+        names = ", ".join(f'"{name}"' for name, _, _ in TABLES["events"])
+        # names from schema.TABLES, SELECTs from parsers.evtx_sql, paths quoted
+        parts = [f"SELECT {names} FROM ({select})" for select in selects]  # noqa: S608
+        if files:
+            parts.append(f"SELECT {names} FROM {parquet_source(files)}")  # noqa: S608
+        if not parts:
+            return
+        # one bundle's rows: the same order as sort_events' without its constant bundle_id,
+        # whose comparison would cost on every tie of ts
+        order = f" ORDER BY {_BUNDLE_ORDER}" if ordered else ""
+        try:
+            self.conn.execute(f"INSERT INTO events ({names}) SELECT {names} FROM "  # noqa: S608 - names from schema.TABLES, SQL from evtx_sql, paths quoted
+                              f"({' UNION ALL '.join(parts)}){order}")
+        except duckdb.Error as exc:
+            raise AnalysisError(f"loading events failed: {str(exc).splitlines()[0]}") from exc
+
+    def create_temp_table(self, name: str, select: str) -> None:
+        """A temporary table of a SELECT's rows (gone with the connection, or ``drop_table``)."""
+        if not name.isidentifier():
+            raise AnalysisError(f"not a table name: {name!r}")
+        try:
+            self.conn.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS {select}")
+        except duckdb.Error as exc:
+            raise AnalysisError(f"query failed: {str(exc).splitlines()[0]}") from exc
+
+    def drop_table(self, name: str) -> None:
+        if not name.isidentifier() or name in TABLES:
+            raise AnalysisError(f"not a temporary table name: {name!r}")
+        self.conn.execute(f"DROP TABLE IF EXISTS {name}")
+
+    def checkpoint(self) -> None:
+        self.conn.execute("CHECKPOINT")
 
     def count(self, table: str) -> int:
         if table not in TABLES:
@@ -97,8 +139,7 @@ class CaseDatabase:
         """Rewrite events ordered by time (stable on provenance), then checkpoint."""
         self.conn.execute("BEGIN")
         self.conn.execute(
-            "CREATE TABLE events_sorted AS SELECT * FROM events "
-            "ORDER BY ts, bundle_id, member_path, record_ref"
+            f"CREATE TABLE events_sorted AS SELECT * FROM events ORDER BY {_EVENT_ORDER}"  # noqa: S608 - a constant
         )
         self.conn.execute("DROP TABLE events")
         self.conn.execute("ALTER TABLE events_sorted RENAME TO events")
@@ -123,6 +164,12 @@ class CaseDatabase:
             self.conn.execute(f"COPY ({sql}) TO {_sql_string(dest.as_posix())} ({options})")
         except duckdb.Error as exc:
             raise AnalysisError(f"export failed: {str(exc).splitlines()[0]}") from exc
+
+
+def parquet_source(files: Sequence[Path], *, filename: bool = False) -> str:
+    """A FROM item reading Parquet files (``filename``: with the path of each row's file)."""
+    listing = "[" + ", ".join(_sql_string(p.as_posix()) for p in files) + "]"
+    return f"read_parquet({listing}{', filename = true' if filename else ''})"
 
 
 def rows_as_csv(names: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:

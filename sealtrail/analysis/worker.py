@@ -2,7 +2,11 @@
 
 The worker opens the bundle itself, reads the member through a read-only window, lets the
 chosen parser yield events and rejections, and writes them to Parquet files that the main
-process loads into DuckDB. It returns the account: seen = loaded + rejected.
+process loads into DuckDB. It returns the account: seen = loaded + rejected + staged.
+
+A parser with ``parse_deferred`` (EVTX) may yield ``EvtxJson`` records instead: their
+(record id, JSON text) go to a third Parquet file, unread, and the main process reads them in
+SQL, where each becomes a loaded or a rejected record (``staged`` counts them until then).
 """
 
 from __future__ import annotations
@@ -14,14 +18,22 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sealtrail.analysis.arrow_rows import ERRORS_SCHEMA, EVENTS_SCHEMA, ParquetSink
+from sealtrail.analysis.arrow_rows import (
+    ERRORS_SCHEMA,
+    EVENTS_SCHEMA,
+    EVTX_JSON_SCHEMA,
+    ParquetSink,
+)
 from sealtrail.analysis.parsers.base import MemberContext
 from sealtrail.analysis.parsers.registry import choose_parser
-from sealtrail.analysis.records import EVENT_TYPES, Event, Rejection
+from sealtrail.analysis.records import EVENT_TYPES, Event, EvtxJson, Rejection
 from sealtrail.custody.bundle_reader import BundleFile
 from sealtrail.custody.canonical import json_text
 
 READ_BUFFER = 1 << 20
+INTEGER_RANGE = (-(2**31), 2**31 - 1)  # the events table's INTEGER columns
+_INTEGER_FIELDS = tuple((name, Event._fields.index(name))
+                        for name in ("event_id", "src_port", "logon_type"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +63,8 @@ class MemberResult:
     errors_file: str | None
     failure: str | None
     seconds: float
+    staged: int = 0  # EvtxJson records written to staged_file, neither loaded nor rejected yet
+    staged_file: str | None = None
 
 
 def _context(task: MemberTask, bundle: BundleFile) -> MemberContext:
@@ -88,7 +102,24 @@ def _invalid(event: Event) -> str | None:
         return "parser produced a naive timestamp"
     if event.event_type not in EVENT_TYPES:
         return f"parser produced an unknown event type {event.event_type!r}"
+    low, high = INTEGER_RANGE
+    for name, index in _INTEGER_FIELDS:  # a value Arrow cannot write must not fail the member
+        value = event[index]
+        if value is not None and not low <= value <= high:
+            return f"{name} {value} is outside the range of the events column (INTEGER)"
     return None
+
+
+def item_rows(item: Event | Rejection, task: MemberTask, name: str,
+              version: str) -> tuple[tuple[Any, ...] | None, tuple[Any, ...] | None]:
+    """(events row, None) for a valid Event, else (None, ingest_errors row)."""
+    if isinstance(item, Event):
+        problem = _invalid(item)
+        if problem is None:
+            return _event_row(item, task, name, version), None
+        item = Rejection(item.record_ref, problem)
+    return None, (task.bundle_id, task.source_path, task.member_sha256, item.record_ref,
+                  item.reason, name)
 
 
 def parse_member(task: MemberTask) -> MemberResult:
@@ -97,6 +128,9 @@ def parse_member(task: MemberTask) -> MemberResult:
     out = Path(task.out_dir)
     events = ParquetSink(out / f"{task.task_id}.events.parquet", EVENTS_SCHEMA)
     errors = ParquetSink(out / f"{task.task_id}.errors.parquet", ERRORS_SCHEMA)
+    # JSON texts: no dictionary (they are all different), zstd (they compress ~10x)
+    staged = ParquetSink(out / f"{task.task_id}.evtx-json.parquet", EVTX_JSON_SCHEMA,
+                         dictionary=False)
     name = version = None
     seen = loaded = rejected = 0
     failure = None
@@ -106,25 +140,28 @@ def parse_member(task: MemberTask) -> MemberResult:
             parser = choose_parser(member, member.head())
             if parser is not None:
                 name, version = parser.NAME, parser.VERSION
-                for item in parser.parse(member):
+                deferred = getattr(parser, "parse_deferred", None)
+                for item in (deferred or parser.parse)(member):
                     seen += 1
-                    if isinstance(item, Event):
-                        problem = _invalid(item)
-                        if problem is None:
-                            events.add(_event_row(item, task, name, version))
-                            loaded += 1
-                            continue
-                        item = Rejection(item.record_ref, problem)
-                    errors.add((task.bundle_id, task.source_path, task.member_sha256,
-                                item.record_ref, item.reason, name))
-                    rejected += 1
+                    if type(item) is EvtxJson:
+                        staged.add(item)
+                        continue
+                    event_row, error_row = item_rows(item, task, name, version)
+                    if event_row is not None:
+                        events.add(event_row)
+                        loaded += 1
+                    else:
+                        errors.add(error_row)
+                        rejected += 1
     except Exception as exc:  # noqa: BLE001 - a parser failure is recorded, not raised
         failure = f"{type(exc).__name__}: {exc}"
     events_rows = events.close()
     errors_rows = errors.close()
+    staged_rows = staged.close()
     return MemberResult(
         task.task_id, name, version, seen, loaded, rejected,
         events.path.as_posix() if events_rows else None,
         errors.path.as_posix() if errors_rows else None,
         failure, time.monotonic() - started,
+        staged_rows, staged.path.as_posix() if staged_rows else None,
     )

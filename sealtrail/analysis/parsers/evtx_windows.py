@@ -21,6 +21,11 @@ The only module that imports ``evtx`` (the Rust-backed ``PyEvtxParser``). Steps 
 Timestamps come from ``Event/System/TimeCreated/@SystemTime`` (UTC), never from the record
 header, which is zero (1601) on some records; a record without a usable TimeCreated (missing,
 unparseable, or before 1970) is a rejection.
+
+``parse`` yields Events and Rejections. ``parse_deferred`` (what the ingest's workers call)
+yields each record of the evtx pass as an ``EvtxJson`` instead, its JSON text unread: the
+ingest reads them all at once in SQL (``evtx_sql``), which gives what ``record_from_json``
+gives here. python-evtx's records are Events either way.
 """
 
 from __future__ import annotations
@@ -39,7 +44,7 @@ from evtx import PyEvtxParser
 from sealtrail.analysis.parsers import evtx_fallback
 from sealtrail.analysis.parsers.base import MemberContext
 from sealtrail.analysis.parsers.evtx_fields import _int, extract
-from sealtrail.analysis.records import Event, Rejection
+from sealtrail.analysis.records import Event, EvtxJson, Rejection
 from sealtrail.custody.canonical import NotCanonicalError, parse_json
 
 FILE_MAGIC = b"ElfFile\x00"
@@ -82,6 +87,14 @@ class EvtxParser:
         return head.startswith(FILE_MAGIC)
 
     def parse(self, member: MemberContext) -> Iterator[Event | Rejection]:
+        for item in self.parse_deferred(member):
+            if type(item) is EvtxJson:
+                yield record_from_json(item.record_id, item.data)
+            else:
+                yield item  # type: ignore[misc]
+
+    def parse_deferred(self, member: MemberContext) -> Iterator[Event | Rejection | EvtxJson]:
+        """Like ``parse``, but the evtx pass's records come as ``EvtxJson``, unread."""
         scan = _Scan()
         with member.open() as stream:
             yield from self._evtx_pass(stream, scan)
@@ -90,7 +103,7 @@ class EvtxParser:
 
     # -- step 1 ---------------------------------------------------------------------------
 
-    def _evtx_pass(self, stream: BinaryIO, scan: _Scan) -> Iterator[Event | Rejection]:
+    def _evtx_pass(self, stream: BinaryIO, scan: _Scan) -> Iterator[EvtxJson]:
         try:
             records = PyEvtxParser(stream, number_of_threads=1).records_json()
         except (RuntimeError, OSError, ValueError) as exc:
@@ -114,12 +127,7 @@ class EvtxParser:
             record_id = record["event_record_id"]
             produced.add(record_id)
             last_id = record_id
-            try:
-                document = parse_json(record["data"])
-            except NotCanonicalError as exc:
-                yield Rejection(f"record:{record_id}", f"evtx: {exc}")
-                continue
-            yield _to_event(document, record_id, "evtx")
+            yield EvtxJson(record_id, record["data"])
 
     # -- steps 2 to 4 ---------------------------------------------------------------------
 
@@ -255,6 +263,15 @@ _BLANK = [None] * len(Event._fields)
 _TS, _TS_DESC, _TYPE, _MESSAGE, _REF, _EID, _CHANNEL, _COMPUTER, _ATTRS, _PARSER = (
     _FIELD_INDEX[name] for name in ("ts", "ts_desc", "event_type", "message", "record_ref",
                                     "event_id", "channel", "computer", "attributes", "parser"))
+
+
+def record_from_json(record_id: int, data: str) -> Event | Rejection:
+    """What one record of the evtx pass is: the Event from its JSON, or why not."""
+    try:
+        document = parse_json(data)
+    except NotCanonicalError as exc:
+        return Rejection(f"record:{record_id}", f"evtx: {exc}")
+    return _to_event(document, record_id, "evtx")
 
 
 def _to_event(document: Any, record_id: int, parser: str) -> Event | Rejection:
