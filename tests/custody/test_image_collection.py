@@ -21,6 +21,7 @@ from sealtrail.custody.image_collection import (
     image_requested,
     run_image_collection,
 )
+from sealtrail.custody.image_worker import TAG_SLOT
 from sealtrail.custody.verify import check_case
 from sealtrail.errors import CollectionError, UsageError
 from tests.conftest import collect
@@ -266,8 +267,11 @@ def _bad_slot(channel, job):
 def _slot_not_given_back(channel, job):
     channel.msg({"t": "begin", "relpath": "ZmlsZQ=="})
     index = channel.slots.take()
-    channel.slot_filled(index, 5)
-    channel.slot_filled(index, 5)  # the parent still holds it: the worker does not own it
+    # Both notices in one write: the parent reads the second before it can give the slot back
+    # (it gives slots back when the pipe runs empty), so it still holds the slot named again.
+    frame = TAG_SLOT + bytes((index,)) + (5).to_bytes(4, "big")
+    framed = len(frame).to_bytes(4, "big", signed=True) + frame
+    os.write(channel._conn.fileno(), framed + framed)
 
 
 def _runs_outside_image(channel, job):
