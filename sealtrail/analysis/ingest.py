@@ -32,7 +32,12 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sealtrail.analysis.arrow_rows import write_table
+from sealtrail.analysis.arrow_rows import (
+    ERRORS_SCHEMA,
+    EVENTS_SCHEMA,
+    ParquetSink,
+    write_table,
+)
 from sealtrail.analysis.parsers import evtx_sql
 from sealtrail.analysis.parsers.evtx_windows import record_from_json
 from sealtrail.analysis.parsers.registry import REGISTRY
@@ -350,24 +355,25 @@ def _settle_staged(db: CaseDatabase, tasks: Sequence[MemberTask],
     for member, outcome, n in db.execute(evtx_sql.counts_sql(_EVTX_ROWS))[1]:
         if outcome == evtx_sql.REJECTED:
             counts[member] = (n, 0, 0)
-    event_rows, error_rows = [], []
-    for member, record_id, data in db.execute(evtx_sql.for_python_sql(_EVTX_ROWS))[1]:
+    # Streamed, in batches, into Parquet: a crafted log can send every record here, and its
+    # JSON texts must never be held in memory all at once.
+    events = ParquetSink(out / "evtx_python_events.parquet", EVENTS_SCHEMA)
+    errors = ParquetSink(out / "evtx_python_errors.parquet", ERRORS_SCHEMA)
+    for member, record_id, data in db.stream(evtx_sql.for_python_sql(_EVTX_ROWS)):
         result = staged[member]
         event_row, error_row = item_rows(record_from_json(record_id, data), tasks[member],
                                          result.parser or "", result.parser_version or "")
         sql_rejected, loaded, rejected = counts.get(member, (0, 0, 0))
         if event_row is not None:
-            event_rows.append(event_row)
+            events.add(event_row)
             counts[member] = sql_rejected, loaded + 1, rejected
         else:
-            error_rows.append(error_row)
+            errors.add(error_row)
             counts[member] = sql_rejected, loaded, rejected + 1
-    if event_rows:
-        settled.events_file = out / "evtx_python_events.parquet"
-        write_table(settled.events_file, EVENT_COLUMNS, event_rows)
-    if error_rows:
-        settled.errors_file = out / "evtx_python_errors.parquet"
-        write_table(settled.errors_file, INGEST_ERROR_COLUMNS, error_rows)
+    if events.close():
+        settled.events_file = events.path
+    if errors.close():
+        settled.errors_file = errors.path
     return settled
 
 

@@ -156,6 +156,15 @@ class CaseDatabase:
         names = [d[0] for d in cursor.description]
         return names, cursor.fetchall()
 
+    def stream(self, sql: str, batch: int = 4096) -> Iterator[tuple]:
+        """The rows of ``sql``, fetched ``batch`` at a time (never all at once)."""
+        try:
+            cursor = self.conn.execute(sql)
+            while rows := cursor.fetchmany(batch):
+                yield from rows
+        except duckdb.Error as exc:
+            raise AnalysisError(f"query failed: {str(exc).splitlines()[0]}") from exc
+
     def copy_to_parquet(self, sql: str, dest: Path, partition_by: Sequence[str] = ()) -> None:
         options = "FORMAT parquet, COMPRESSION zstd"
         if partition_by:
