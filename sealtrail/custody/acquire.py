@@ -159,7 +159,7 @@ def _media_chunks(media: _Media, sink: MemberSink) -> Iterator[list[memoryview |
     """Copy the media into ``sink``, yielding what each step copied (valid until the next).
 
     A raw file or device is read straight into the bundle's staging buffer (`MemberSink.fill`:
-    no copy in Python, and the read releases the GIL for the hash thread); other formats are
+    no copy in Python; the SHA-256 helper hashes the staged bytes beside it); other formats are
     read through their handle on a helper thread, one chunk ahead (`_handle_chunks`).
     Stops at ``media.size``; a source that ends early raises `CollectionError`.
     """

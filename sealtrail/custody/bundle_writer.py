@@ -62,7 +62,8 @@ from sealtrail.custody.zip_writer import StoredZip, ZipEntry
 from sealtrail.errors import CollectionError
 
 _READ_ONLY_FILE = 0o100444 << 16  # ZIP external attributes: a regular file, r--r--r--
-# Below this a hand-off to the hash thread costs more than it saves; hash on the calling thread.
+# A member whose first chunk is smaller is hashed on the calling thread: a hand-off to the
+# helper (or hash thread) would cost more than it saves.
 _THREADED_HASH_MIN = 16 * 1024
 #: Whether to hash in a helper process (`hash_process`) where the platform allows it.
 USE_HASH_PROCESS = True
