@@ -23,6 +23,7 @@ The protocol is in `hash_helper`.
 
 from __future__ import annotations
 
+import errno
 import os
 import select
 import subprocess
@@ -53,6 +54,10 @@ class HashProcess:
     """
 
     def __init__(self, memfd: int, size: int) -> None:
+        """Start the helper. Raises OSError where it cannot be started (the writer then
+        hashes on a thread)."""
+        if not sys.executable:  # an embedded interpreter: no Python to start
+            raise OSError(errno.ENOENT, "no Python interpreter to start the SHA-256 helper")
         cmd_read, self._cmd = os.pipe()
         self._reply, reply_write = os.pipe()
         try:

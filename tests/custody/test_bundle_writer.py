@@ -119,3 +119,15 @@ def test_the_helper_imports_nothing_from_the_working_folder(
     assert writer._process is not None
     writer.seal({"members": []}, keyring.alice.key)
     assert not marker.exists()
+
+
+def test_without_a_python_to_start_the_helper_the_hash_thread_does_the_work(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, keyring: Keyring
+) -> None:
+    monkeypatch.setattr("sys.executable", "")
+    writer = BundleWriter(tmp_path, "embedded")
+    sink = writer.open_member(b"big")
+    sink.write(b"q" * 100_000)
+    assert sink.close().sha256 == hashlib.sha256(b"q" * 100_000).hexdigest()
+    assert writer._process is None and writer._pool is not None
+    writer.seal({"members": []}, keyring.alice.key)
