@@ -46,6 +46,19 @@ from pathlib import Path
 
 from bench_ingest_evtx import UPSTREAM, ensure_dataset, machine_line
 
+# The 15 fields D and E extract, as DuckDB's multi-path list; pasted before both child scripts.
+PATHS_SOURCE = r"""
+paths = ['$.Event.System.TimeCreated."#attributes".SystemTime', '$.Event.System.EventID',
+         '$.Event.System.Channel', '$.Event.System.Computer',
+         '$.Event.System.Provider."#attributes".Name', '$.Event.EventData.TargetUserName',
+         '$.Event.EventData.TargetUserSid', '$.Event.EventData.SubjectUserName',
+         '$.Event.EventData.IpAddress', '$.Event.EventData.IpPort',
+         '$.Event.EventData.LogonType', '$.Event.EventData.CommandLine',
+         '$.Event.EventData.Image', '$.Event.EventData.ParentImage',
+         '$.Event.EventData.ServiceName']
+listing = "[" + ",".join("'" + p.replace("'", "''") + "'" for p in paths) + "]"
+"""
+
 CHILD = r"""
 import glob, json, sys, time
 from evtx import PyEvtxParser
@@ -83,15 +96,6 @@ seconds = time.perf_counter() - t
 extra = None
 if mode == "D":
     import duckdb
-    paths = ['$.Event.System.TimeCreated."#attributes".SystemTime', '$.Event.System.EventID',
-             '$.Event.System.Channel', '$.Event.System.Computer',
-             '$.Event.System.Provider."#attributes".Name', '$.Event.EventData.TargetUserName',
-             '$.Event.EventData.TargetUserSid', '$.Event.EventData.SubjectUserName',
-             '$.Event.EventData.IpAddress', '$.Event.EventData.IpPort',
-             '$.Event.EventData.LogonType', '$.Event.EventData.CommandLine',
-             '$.Event.EventData.Image', '$.Event.EventData.ParentImage',
-             '$.Event.EventData.ServiceName']
-    listing = "[" + ",".join("'" + p.replace("'", "''") + "'" for p in paths) + "]"
     con = duckdb.connect(f"{scratch}/db.duckdb")
     con.execute("SET threads = 2")
     t = time.perf_counter()
@@ -159,15 +163,6 @@ import duckdb
 import pyarrow as pa, pyarrow.ipc as ipc
 tables = [ipc.open_file(pa.memory_map(f"{scratch}/{k}.arrow")).read_all() for k in (0, 1)]
 staged = pa.concat_tables(tables)
-paths = ['$.Event.System.TimeCreated."#attributes".SystemTime',
-         '$.Event.System.EventID', '$.Event.System.Channel', '$.Event.System.Computer',
-         '$.Event.System.Provider."#attributes".Name', '$.Event.EventData.TargetUserName',
-         '$.Event.EventData.TargetUserSid', '$.Event.EventData.SubjectUserName',
-         '$.Event.EventData.IpAddress', '$.Event.EventData.IpPort',
-         '$.Event.EventData.LogonType', '$.Event.EventData.CommandLine',
-         '$.Event.EventData.Image', '$.Event.EventData.ParentImage',
-         '$.Event.EventData.ServiceName']
-listing = "[" + ",".join("'" + p.replace("'", "''") + "'" for p in paths) + "]"
 con = duckdb.connect(f"{scratch}/db.duckdb")
 con.execute("SET threads = 2")
 con.register("staged", staged)
@@ -193,8 +188,9 @@ LABELS = {
 
 def run_child(mode: str, folder: Path) -> dict[str, float]:
     scratch = Path(tempfile.mkdtemp(dir=folder.parent.parent))
-    command = ([sys.executable, "-c", PIPELINE_E, str(folder), str(scratch), WORKER_E]
-               if mode == "E" else [sys.executable, "-c", CHILD, mode, str(folder), str(scratch)])
+    command = ([sys.executable, "-c", PATHS_SOURCE + PIPELINE_E, str(folder), str(scratch),
+                WORKER_E] if mode == "E" else
+               [sys.executable, "-c", PATHS_SOURCE + CHILD, mode, str(folder), str(scratch)])
     try:
         out = subprocess.run(command, check=True, capture_output=True, text=True)
     finally:
