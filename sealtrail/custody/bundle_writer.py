@@ -119,7 +119,7 @@ class MemberSink:
     buffer.
     """
 
-    __slots__ = ("_behind", "_crc", "_entry", "_file", "_hash", "_member", "_mode", "_pool",
+    __slots__ = ("_behind", "_chosen", "_crc", "_entry", "_file", "_hash", "_member", "_pool",
                  "_process", "_writer", "name", "size")
 
     def __init__(self, name: str, entry: ZipEntry, writer: BundleWriter, member: int) -> None:
@@ -128,7 +128,9 @@ class MemberSink:
         self._writer = writer
         self._file = writer.file
         self._member = member  # this member's number for the helper process
-        self._mode = ""  # "here", "thread" or "process", from the first chunk on
+        # Set at the first chunk: the helper process, else the hash thread, else neither
+        # (hashed here); ``_chosen`` says the choice is made.
+        self._chosen = False
         self._pool: ThreadPoolExecutor | None = None
         self._process: HashProcess | None = None
         self._hash = hashlib.sha256()  # unused in "process" mode: the helper has the state
@@ -162,29 +164,26 @@ class MemberSink:
         """CRC-32 here; SHA-256 where the member's first chunk decided (see the class)."""
         for part in staged:
             self._crc = crc32(part, self._crc)
-        mode = self._mode or self._choose(nbytes)
-        if mode == "process":
-            assert self._process is not None
+        if not self._chosen:
+            self._choose(nbytes)
+        if self._process is not None:
             seq = 0
             for offset, length in self._file.last_spans:
                 seq = self._process.update(self._member, offset, length)
             self._file.hold(RangeTicket(self._process, seq))
-        elif mode == "thread" and nbytes >= _THREADED_HASH_MIN:
-            assert self._pool is not None
+        elif self._pool is not None and nbytes >= _THREADED_HASH_MIN:
             self._behind = self._pool.submit(update_digest, self._hash, staged)
             self._file.hold(self._behind)
         else:
             self._catch_up()
             update_digest(self._hash, staged)
 
-    def _choose(self, nbytes: int) -> str:
-        if nbytes < _THREADED_HASH_MIN:
-            self._mode = "here"
-        elif (process := self._writer.hash_process()) is not None:
-            self._mode, self._process = "process", process
-        else:
-            self._mode, self._pool = "thread", self._writer.hash_pool()
-        return self._mode
+    def _choose(self, nbytes: int) -> None:
+        self._chosen = True
+        if nbytes >= _THREADED_HASH_MIN:
+            self._process = self._writer.hash_process()
+            if self._process is None:
+                self._pool = self._writer.hash_pool()
 
     def _catch_up(self) -> None:
         if self._behind is not None:
