@@ -256,9 +256,8 @@ class StagedFile:
 
     def _check_queued(self) -> None:
         """Raise the error of a queued write or patch that has failed; forget the done ones."""
-        if self._queued and self._queued[0].done():
-            while self._queued and self._queued[0].done():
-                self._queued.pop(0).result()
+        while self._queued and self._queued[0].done():
+            self._queued.pop(0).result()
 
     def write_tail(self) -> None:
         """Write the staged tail through the ordinary descriptor (no fsync); no more appends."""
