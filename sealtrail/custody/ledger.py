@@ -101,6 +101,7 @@ CLOCK_SYSTEM = "system"
 CASE_OPENED = "case_opened"
 KEY_TRUSTED = "key_trusted"
 KEY_REVOKED = "key_revoked"
+CHECKPOINT_SIGNED = "checkpoint_signed"
 ENTRY_KEYS = frozenset(
     {"v", "case_id", "index", "time", "clock", "action", "actor", "subject", "custody",
      "details", "prev", "sig"}

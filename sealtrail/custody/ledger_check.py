@@ -26,21 +26,32 @@ Order of checks (and why each exists):
    the Ed25519 signature over ``pae(ENTRY_PAYLOAD_TYPE, body)`` must verify with that key's
    full public key (``SignatureInvalid``). Trust is built in index order:
 
-   * with ``pinned`` keys (the verifier's own trust anchors), entry 0 must be signed by a
-     pinned key, else "case was opened by key X which is not among the trusted keys"; pinned
-     keys are trusted everywhere, whether or not the case declares them;
+   * entry 0 must be signed by one of the keys its own ``details.trusted_keys`` declares
+     (the same full public key), else "case was opened by key X which is not among its
+     declared trusted keys";
+   * with ``pinned`` keys (the verifier's own trust anchors, ``--trust``), that key must also
+     be pinned, else "case was opened by key X which is not among the trusted keys". Pins
+     constrain, they never grant: a pinned key the case does not declare is trusted nowhere,
+     so one set of keys (``LedgerCheck.keys``) decides ledger entries, bundle manifests and
+     checkpoints alike;
    * without pinned keys, the case's own declaration is the anchor (trust on first use;
-     ``LedgerCheck.pinned_used`` is False so the CLI can say so): entry 0 must be signed by
-     one of its declared keys;
+     ``LedgerCheck.pinned_used`` is False so the CLI can say so);
    * the keys declared by entry 0 become trusted only if entry 0's signature verified under
-     an anchor; ``key_trusted`` at index t trusts ``details.key`` from t+1 on, and
+     that rule; ``key_trusted`` at index t trusts ``details.key`` from t+1 on, and
      ``key_revoked`` at index r rejects that key's signatures at every index after r; both take
      effect only if their own entry is validly signed by a key trusted at its index. A revoked
      key is never trusted again.
 
    Signatures are verified first (possibly on threads: PyNaCl releases the GIL) for every entry
-   whose key is known anywhere in the ledger or the pins; the trust walk then runs
+   whose key is declared anywhere in the ledger; the trust walk then runs
    sequentially, so problems come out in index order either way.
+
+5. **Recorded checkpoints** (``LedgerBroken``): a ``checkpoint_signed`` entry at index i
+   states ``details.size`` (an integer, 0 <= size <= i: a checkpoint can only cover entries
+   before the one recording it), ``details.root`` (strict base64 of 32 bytes) and
+   ``details.file`` (a string). Its root must equal the RFC 6962 root of the ledger's first
+   ``size`` lines: a recorded checkpoint that the ledger no longer matches means history was
+   rewritten after it was signed. (The checkpoint files themselves are checked by ``verify``.)
 
 Checking is independent of the wall-clock times in entries: they are claims by the signer.
 A key holder can still rewrite history undetectably here; only a checkpoint held by someone
@@ -70,6 +81,7 @@ from sealtrail.custody.ledger import (
     ACTION_RE,
     ACTOR_KEYS,
     CASE_OPENED,
+    CHECKPOINT_SIGNED,
     ENTRY_KEYS,
     ENTRY_PAYLOAD_TYPE,
     FORMAT_VERSION,
@@ -81,6 +93,7 @@ from sealtrail.custody.ledger import (
     parse_time_text,
     signed_body,
 )
+from sealtrail.custody.merkle import MerkleTree, leaf_hash
 from sealtrail.errors import CustodyError, LedgerBroken, SignatureInvalid, UntrustedKey
 
 KEY_ID_RE = re.compile(r"^[0-9a-f]{16}$")
@@ -97,8 +110,8 @@ class TrustedKey:
 
     Attributes:
         public: the full public key (trust is in these bytes, not in the key id).
-        role: the role the case gave it (``"pinned"`` for a pin the case does not declare).
-        source: ``"pinned"``, ``"declared"`` (entry 0) or ``"key_trusted"``.
+        role: the role the case gave it.
+        source: ``"declared"`` (entry 0) or ``"key_trusted"``.
         trusted_from: first index at which its signatures count.
         revoked_at: index of the ``key_revoked`` entry, if any; later signatures are rejected.
     """
@@ -124,7 +137,9 @@ class LedgerCheck:
         case_id: entry 0's case id, if readable.
         pinned_used: True if the verifier supplied pinned keys; False means the case's own
             declared keys were trusted on first use.
-        keys: every key trusted at some index, by key id.
+        keys: every key trusted at some index, by key id: entry 0's declared keys (if entry 0
+            verified) and validly added ``key_trusted`` keys. Pinned keys are not in it unless
+            the case declares them.
         revocations: key id -> index of the entry that revoked it (validly signed ones only).
     """
 
@@ -164,6 +179,7 @@ class _Parsed:
     declared: list[tuple[PublicKey, str]] | None = None  # entry 0's trusted keys
     new_key: tuple[PublicKey, str] | None = None  # key_trusted
     revoked: str | None = None  # key_revoked
+    recorded_checkpoint: tuple[int, bytes] | None = None  # checkpoint_signed (size, root)
 
 
 def _preview(value: object, limit: int = 80) -> str:
@@ -348,6 +364,16 @@ def _check_key_details(i: int, action: object, details: dict[str, Any], out: _Pa
                 expected="details.key_id (16 hex)", observed=_preview(key_id)))
         else:
             out.revoked = key_id
+    elif action == CHECKPOINT_SIGNED:
+        size, root = details.get("size"), _b64(details.get("root"), 32)
+        if (set(details) != {"size", "root", "file"} or not _is_int(size) or size < 0
+                or root is None or not isinstance(details.get("file"), str)):
+            out.problems.append(LedgerBroken(
+                where, "checkpoint_signed details are malformed",
+                expected="exactly details.size (integer >= 0), details.root (base64 of 32 "
+                "bytes) and details.file (string)", observed=_preview(details)))
+        else:
+            out.recorded_checkpoint = (size, root)
 
 
 _Job = tuple[int, PublicKey, bytes, bytes]
@@ -358,18 +384,18 @@ def _verify_jobs(jobs: list[_Job]) -> list[tuple[int, bool]]:
 
 
 def _parse_and_verify(
-    lines: Sequence[bytes], pinned: Sequence[PublicKey], threads: int
+    lines: Sequence[bytes], threads: int
 ) -> tuple[list[_Parsed], dict[int, bool]]:
     """Checks 2 (per line) and the signature half of check 4, pipelined.
 
     Lines are form-checked in chunks on the calling thread; each chunk's signatures are handed
     to a thread pool as soon as the chunk is done, so the (GIL-releasing) Ed25519 work of one
     chunk overlaps the (GIL-bound) parsing of the next. A signature is verified with the key
-    of that id known from the pins or from any entry up to the end of its chunk: a key
+    of that id first declared by any entry up to the end of its chunk: a key
     introduced later cannot be trusted at an earlier index, so nothing needed is skipped.
     Results are keyed by index; trust and reporting happen afterwards, in index order.
     """
-    candidates: dict[str, PublicKey] = {key.key_id: key for key in pinned}
+    candidates: dict[str, PublicKey] = {}
     parsed: list[_Parsed] = []
     verified: dict[int, bool] = {}
     pool = (
@@ -420,7 +446,7 @@ def check_ledger(
             observed="0 entries"))
         return result
 
-    parsed, verified = _parse_and_verify(lines, pinned, threads)
+    parsed, verified = _parse_and_verify(lines, threads)
     result.entries = [
         LedgerEntry(i, line, p.fields if p.fields is not None else {})
         for i, (line, p) in enumerate(zip(lines, parsed, strict=True))
@@ -455,10 +481,32 @@ def check_ledger(
 
     # Check 4: signatures were verified above; now walk trust in index order.
     _walk_trust(parsed, pinned, verified, result)
+    # Check 5: checkpoints the ledger records against the ledger's own Merkle tree.
+    _check_recorded_checkpoints(lines, parsed)
 
     for p in parsed:
         result.problems.extend(p.problems)
     return result
+
+
+def _check_recorded_checkpoints(lines: Sequence[bytes], parsed: list[_Parsed]) -> None:
+    recorded = [(i, p) for i, p in enumerate(parsed) if p.recorded_checkpoint is not None]
+    if not recorded:
+        return
+    tree = MerkleTree(leaf_hash(line) for line in lines)
+    for i, p in recorded:
+        assert p.recorded_checkpoint is not None
+        size, root = p.recorded_checkpoint
+        where = f"ledger entry {i}"
+        if size > i:
+            p.problems.append(LedgerBroken(
+                where, f"checkpoint_signed records a checkpoint of {size} entries, more than "
+                f"the {i} entries before it", expected=f"a size of at most {i}", observed=size))
+        elif tree.root(size) != root:
+            p.problems.append(LedgerBroken(
+                where, f"checkpoint_signed records a root that is not the Merkle root of the "
+                f"ledger's first {size} entries: history was rewritten after it was signed",
+                expected=tree.root(size).hex(), observed=root.hex()))
 
 
 def _walk_trust(
@@ -469,8 +517,7 @@ def _walk_trust(
 ) -> None:
     keys = result.keys
     revoked = result.revocations
-    for key in pinned:
-        keys[key.key_id] = TrustedKey(key, "pinned", "pinned", 0)
+    pinned_raw = {key.raw for key in pinned}
 
     for i, p in enumerate(parsed):
         where = f"ledger entry {i}"
@@ -479,21 +526,20 @@ def _walk_trust(
             continue  # the form check already reported why
         if i == 0:
             declared = {k.key_id: (k, role) for k, role in (p.declared or [])}
-            if pinned:
-                anchor = keys.get(signer)
-                if anchor is None:
-                    p.problems.append(UntrustedKey(
-                        where, f"case was opened by key {signer} which is not among the "
-                        "trusted keys", expected=sorted(k.key_id for k in pinned),
-                        observed=signer))
-                    continue
-            else:
-                anchor_pair = declared.get(signer)
-                if anchor_pair is None:
-                    p.problems.append(UntrustedKey(
-                        where, f"case was opened by key {signer} which is not among its "
-                        "declared trusted keys", expected=sorted(declared), observed=signer))
-                    continue
+            if p.declared is None:
+                continue  # malformed trusted_keys: the form check reported it
+            anchor = declared.get(signer)
+            if anchor is None:
+                p.problems.append(UntrustedKey(
+                    where, f"case was opened by key {signer} which is not among its "
+                    "declared trusted keys", expected=sorted(declared), observed=signer))
+                continue
+            if pinned and anchor[0].raw not in pinned_raw:
+                p.problems.append(UntrustedKey(
+                    where, f"case was opened by key {signer} which is not among the "
+                    "trusted keys", expected=sorted(k.key_id for k in pinned),
+                    observed=signer))
+                continue
             if not verified.get(i, False):
                 p.problems.append(SignatureInvalid(
                     where, f"signature by key {signer} does not verify",
@@ -501,10 +547,7 @@ def _walk_trust(
                     observed="invalid signature"))
                 continue
             for key_id, (key, role) in declared.items():
-                if key_id in keys:
-                    keys[key_id] = dataclasses.replace(keys[key_id], role=role)
-                else:
-                    keys[key_id] = TrustedKey(key, role, "declared", 0)
+                keys[key_id] = TrustedKey(key, role, "declared", 0)
             continue
 
         if signer in revoked and i > revoked[signer]:

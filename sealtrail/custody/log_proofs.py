@@ -13,13 +13,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from sealtrail.custody.case import Case, declared_keys
-from sealtrail.custody.checkpoint import Checkpoint, parse_and_verify_checkpoint, sign_checkpoint
+from sealtrail.custody.case import Case
+from sealtrail.custody.checkpoint import Checkpoint, sign_checkpoint
 from sealtrail.custody.durable import write_new_file
 from sealtrail.custody.keys import PublicKey, SigningKey
-from sealtrail.custody.ledger import LedgerEntry
+from sealtrail.custody.ledger import CHECKPOINT_SIGNED
+from sealtrail.custody.ledger_check import check_ledger
 from sealtrail.custody.merkle import MerkleTree, leaf_hash, verify_consistency
-from sealtrail.custody.verify import consistency_problem, read_ledger_lines
+from sealtrail.custody.verify import checkpoint_for_ledger, consistency_problem, read_ledger_lines
 from sealtrail.errors import CustodyError, UsageError
 
 
@@ -54,7 +55,7 @@ def issue_checkpoint(case: Case, key: SigningKey) -> IssuedCheckpoint:
         write_new_file(path, text)
     entry = ledger.append(
         key,
-        "checkpoint_signed",
+        CHECKPOINT_SIGNED,
         role="examiner",
         details={
             "size": size,
@@ -79,13 +80,12 @@ def prove_extends(
 ) -> ConsistencyResult:
     """Prove (RFC 9162 consistency proof) that the ledger extends a checkpoint, or say why not.
 
-    The checkpoint's signature is checked against the pinned keys and the keys the case
-    declares; the proof is computed from the ledger and then verified independently of it.
+    The checkpoint's signatures are checked as ``verify`` checks them: against the ledger's
+    key history (entry 0 anchored by the pinned keys), counting only keys trusted at index
+    ``size``. The proof is computed from the ledger and then verified independently of it.
     """
     lines, _tail = read_ledger_lines(case.ledger_path)
-    entries = [LedgerEntry.from_line(i, line) for i, line in enumerate(lines)]
-    trusted = [*pinned, *declared_keys(entries).values()]
-    checkpoint, _signers = parse_and_verify_checkpoint(checkpoint_text, trusted, where=where)
+    checkpoint = checkpoint_for_ledger(checkpoint_text, check_ledger(lines, pinned), where=where)
     tree = MerkleTree([leaf_hash(line) for line in lines])
     size = len(lines)
     problem = consistency_problem(case, checkpoint, tree, size, where)

@@ -9,17 +9,28 @@ unless a later check cannot run without it:
    each entry's signature by a key trusted at that index. Trust starts from the keys pinned
    with ``--trust`` (or, without them, from the keys the case declares: trust on first use,
    reported as a notice), extended by ``key_trusted`` and cut by ``key_revoked`` entries.
-4. ``case.json`` agrees with ledger entry 0 (case id, title, examiner).
+4. ``case.json`` agrees with ledger entry 0 (case id, title, examiner, origin: the origin
+   that checkpoints must name is the signed one).
 5. Checkpoints (those stored in ``checkpoints/`` and those given with ``--checkpoint``): each
-   is well formed and signed by a trusted key, names this case's origin, and the ledger
+   is well formed and its signatures verify (``checkpoint.open_note``, against every key the
+   ledger trusted at some index); at least one good signature is by a key trusted at index
+   ``size`` of the ledger (trusted from an index <= size, not revoked before size: a checkpoint
+   of size N is judged as entry N would be); it names this case's origin; and the ledger
    extends it: the Merkle root of the ledger's first ``size`` entries equals its root. A
    ledger shorter than a checkpoint was truncated; a different root means rewritten or forked
-   history. Two checkpoints of one size with different roots are proof of equivocation.
-6. Bundles: every ``bundle_sealed`` entry's bundle is present and passes ``check_bundle``
-   (safe names, manifest signature by the key that sealed it in the ledger, member set, every
-   member's size and SHA-256), and its manifest SHA-256 equals the one in the ledger. A sealed
-   bundle the ledger does not record is a problem; an unsealed ``.partial`` file and a started
-   collection with no outcome are notices.
+   history. Two checkpoints of one size with different roots are proof of equivocation. A
+   ``checkpoint_signed`` entry whose ``details.file`` is not in ``checkpoints/`` is a notice
+   (the entry's own size and root were checked in step 3).
+6. Bundles: every ``bundle_sealed`` entry's ``subject.bundle_id`` is a plain file name
+   (``[A-Za-z0-9][A-Za-z0-9._-]{0,127}``) and its bundle is present and passes ``check_bundle``
+   (safe names, manifest signature by the key that signed that ``bundle_sealed`` entry, if the
+   ledger trusts that key at that index, member set, every member's size and SHA-256), and its
+   manifest SHA-256 equals the one in the ledger. A sealed bundle the ledger does not record
+   is a problem; an unsealed ``.partial`` file and a started collection with no outcome are
+   notices.
+One set of keys decides steps 3, 5 and 6: the keys the ledger declares (entry 0 and
+``key_trusted``, cut by ``key_revoked``). Keys pinned with ``--trust`` only decide whether
+entry 0 is believed; they grant nothing by themselves.
 Exit status (CLI): 0 when there is no problem, 1 otherwise.
 """
 
@@ -32,13 +43,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sealtrail.custody.bundle_format import BUNDLE_SUFFIX, PARTIAL_SUFFIX
+from sealtrail.custody.bundle_format import BUNDLE_SUFFIX, PARTIAL_SUFFIX, check_bundle_id
 from sealtrail.custody.bundle_reader import check_bundle
 from sealtrail.custody.canonical import NotCanonicalError, parse_json
 from sealtrail.custody.case import Case
 from sealtrail.custody.checkpoint import Checkpoint, parse_and_verify_checkpoint
-from sealtrail.custody.keys import PublicKey, public_key_from_obj
-from sealtrail.custody.ledger_check import check_ledger
+from sealtrail.custody.keys import PublicKey
+from sealtrail.custody.ledger import CHECKPOINT_SIGNED
+from sealtrail.custody.ledger_check import LedgerCheck, check_ledger
 from sealtrail.custody.merkle import MerkleTree, leaf_hash
 from sealtrail.errors import (
     CaseError,
@@ -113,27 +125,6 @@ def _parsed(lines: Sequence[bytes]) -> list[dict[str, Any] | None]:
     return out
 
 
-def keys_ever_declared(entries: Sequence[dict[str, Any] | None]) -> dict[str, PublicKey]:
-    """Every key any entry declared (revoked or not), to find the key that sealed a bundle."""
-    keys: dict[str, PublicKey] = {}
-    for i, fields in enumerate(entries):
-        if not fields:
-            continue
-        details = fields.get("details") or {}
-        records: list[Any] = []
-        if fields.get("action") == "case_opened" and isinstance(details, dict):
-            records = list(details.get("trusted_keys") or [])
-        elif fields.get("action") == "key_trusted" and isinstance(details, dict):
-            records = [details.get("key")]
-        for record in records:
-            try:
-                key = public_key_from_obj(record, f"ledger entry {i}")
-            except CustodyError:
-                continue
-            keys[key.key_id] = key
-    return keys
-
-
 def check_case(
     root: Path,
     pinned: Sequence[PublicKey] = (),
@@ -165,10 +156,8 @@ def check_case(
     entries = _parsed(lines)
     report.checked["ledger_entries"] = len(lines)
     _check_case_file(case, entries, report)
-    declared = keys_ever_declared(entries)
-    trusted_now = [*pinned, *declared.values()]
-    _check_checkpoints(case, lines, trusted_now, checkpoint_files, report)
-    _check_bundles(case, entries, declared, report)
+    _check_checkpoints(case, lines, ledger, checkpoint_files, report)
+    _check_bundles(case, entries, ledger, report)
     return report
 
 
@@ -183,6 +172,7 @@ def _check_case_file(
         "case_id": (first.get("case_id"), case.case_id),
         "title": (details.get("title"), case.title),
         "examiner": (details.get("examiner"), case.examiner),
+        "origin": (details.get("origin"), case.origin),
     }
     for name, (signed, stated) in pairs.items():
         if signed != stated:
@@ -194,15 +184,55 @@ def _check_case_file(
             )
 
 
+def checkpoint_for_ledger(text: bytes, ledger: LedgerCheck, *, where: str) -> Checkpoint:
+    """Verify a signed checkpoint against the ledger's key history and parse it (step 5).
+
+    The note's signatures are checked against every key the ledger trusted at some index
+    (so a bad signature by any of them rejects the note); then at least one good signature
+    must be by a key trusted at index ``size``: a key added after the checkpoint's last entry,
+    or revoked before it, does not count.
+
+    Raises:
+        CheckpointInvalid: the note is malformed, a signature fails, or no good signature is
+            by a key trusted at index ``size``.
+    """
+    candidates = [key.public for key in ledger.keys.values()]
+    checkpoint, signers = parse_and_verify_checkpoint(text, candidates, where=where)
+    size = checkpoint.size
+    if any(ledger.is_trusted(key.key_id, size) for key in signers):
+        return checkpoint
+    states = []
+    for key in signers:
+        state = ledger.keys[key.key_id]
+        if state.revoked_at is not None and size > state.revoked_at:
+            states.append(f"{key.key_id} revoked at entry {state.revoked_at}")
+        else:
+            states.append(f"{key.key_id} trusted only from entry {state.trusted_from}")
+    raise CheckpointInvalid(
+        where, f"no signature by a key trusted at entry {size}, the checkpoint's size (signed "
+        f"by {', '.join(states)})",
+        expected=sorted(k for k in ledger.keys if ledger.is_trusted(k, size)),
+        observed=sorted(key.key_id for key in signers))
+
+
 def _check_checkpoints(
     case: Case,
     lines: Sequence[bytes],
-    trusted: Sequence[PublicKey],
+    ledger: LedgerCheck,
     given: Sequence[Path],
     report: VerificationReport,
 ) -> None:
     folder = case.checkpoints_dir
     stored = sorted(folder.glob("*.checkpoint")) if folder.is_dir() else []
+    names = {path.name for path in stored}
+    for entry in ledger.entries:
+        details = entry.fields.get("details")
+        if entry.fields.get("action") == CHECKPOINT_SIGNED and isinstance(details, dict):
+            name = details.get("file")
+            if isinstance(name, str) and name not in names:
+                report.notices.append(
+                    f"ledger entry {entry.index}: the checkpoint file it records ({name!r}) is "
+                    "not in checkpoints/ (its size and root are in the entry, and were checked)")
     files = [*stored, *given]
     if not files:
         return
@@ -211,7 +241,7 @@ def _check_checkpoints(
     for path in files:
         where = f"checkpoint {path}"
         try:
-            checkpoint, _ = parse_and_verify_checkpoint(path.read_bytes(), trusted, where=where)
+            checkpoint = checkpoint_for_ledger(path.read_bytes(), ledger, where=where)
         except OSError as exc:
             report.problems.append(CheckpointInvalid(where, f"cannot read: {exc.strerror}"))
             continue
@@ -299,7 +329,7 @@ def sealed_bundles(case: Case) -> dict[str, tuple[int, dict[str, Any]]]:
 def _check_bundles(
     case: Case,
     entries: Sequence[dict[str, Any] | None],
-    declared: dict[str, PublicKey],
+    ledger: LedgerCheck,
     report: VerificationReport,
 ) -> None:
     sealed, started, ended = bundle_history(entries)
@@ -311,16 +341,21 @@ def _check_bundles(
             )
     bundles = 0
     for bundle_id, (index, fields) in sorted(sealed.items(), key=lambda kv: kv[1][0]):
-        path = case.bundles_dir / f"{bundle_id}{BUNDLE_SUFFIX}"
         where = f"bundle {bundle_id}"
+        if not check_bundle_id(bundle_id):
+            report.problems.append(LedgerBroken(
+                f"ledger entry {index}", "bundle_sealed names a bundle id that is not a plain "
+                "file name", expected="[A-Za-z0-9][A-Za-z0-9._-]{0,127}", observed=bundle_id))
+            continue
+        path = case.bundles_dir / f"{bundle_id}{BUNDLE_SUFFIX}"
         if not path.exists():
             report.problems.append(
                 MemberMissing(where, f"sealed at ledger entry {index}, but the file is missing")
             )
             continue
         actor = fields.get("actor") or {}
-        key = declared.get(str(actor.get("key_id")))
-        trusted = [key] if key else []
+        sealer = str(actor.get("key_id"))
+        trusted = [ledger.keys[sealer].public] if ledger.is_trusted(sealer, index) else []
         result = check_bundle(path, trusted)
         report.problems.extend(result.problems)
         bundles += 1

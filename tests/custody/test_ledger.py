@@ -230,11 +230,98 @@ def test_entry_zero_signed_by_an_undeclared_key_is_rejected_without_pins(tmp_pat
     has(found, 0, UntrustedKey, "not among its declared trusted keys")
 
 
-def test_pinned_key_not_declared_by_the_case_is_still_trusted(tmp_path):
+def test_pinned_key_not_declared_by_the_case_grants_nothing(tmp_path):
+    """Pins constrain, they do not grant: bob is pinned but the case never declared him."""
     ledger = good_ledger(tmp_path, n=2)
     ledger.append(BOB, "noted", role="reviewer")
-    assert check_ledger(ledger.read_lines(), [ALICE.public, BOB.public]).ok
+    result = check_ledger(ledger.read_lines(), [ALICE.public, BOB.public])
+    has(result.problems, 3, UntrustedKey, "not trusted at entry 3")
+    assert BOB.key_id not in result.keys
     has(problems(ledger.read_lines(), [ALICE.public]), 3, UntrustedKey, "not trusted")
+
+
+def test_entry_zero_signed_by_a_pinned_key_it_does_not_declare_is_rejected(tmp_path):
+    """Alice (pinned) opens a case declaring only bob: the opener is not one of its keys."""
+    lines = good_ledger(tmp_path, n=0).read_lines()
+    fields = parse_canonical_json(lines[0])
+    details = {**fields["details"], "trusted_keys": [trusted_key_record(BOB.public, "examiner")]}
+    lines = [resign({**fields, "details": details}, ALICE)]
+    for i, key in ((1, ALICE), (2, BOB)):
+        lines.append(resign({**fields, "index": i, "action": "noted", "details": {},
+                             "actor": {"key_id": key.key_id, "name": key.name, "role": "examiner"},
+                             "prev": hashlib.sha256(lines[-1]).hexdigest()}, key))
+    assert check_ledger(lines, []).problems  # no anchor without pins either
+    result = check_ledger(lines, [ALICE.public])
+    problem = has(result.problems, 0, UntrustedKey, "not among its declared trusted keys")
+    assert problem.observed == ALICE.key_id
+    assert problem.expected == [BOB.key_id]
+    has(result.problems, 1, UntrustedKey, "not trusted at entry 1")
+    assert not result.keys  # entry 0 was not believed: no key is trusted anywhere
+
+
+def _checkpoint_entry(ledger: Ledger, size: int, root: bytes, key: SigningKey = ALICE) -> None:
+    ledger.append(key, "checkpoint_signed", role="examiner", details={
+        "size": size, "root": base64.b64encode(root).decode(), "file": "x.checkpoint"})
+
+
+def _root(lines: list[bytes], size: int) -> bytes:
+    from sealtrail.custody.merkle import MerkleTree, leaf_hash
+    return MerkleTree(leaf_hash(line) for line in lines).root(size)
+
+
+def test_recorded_checkpoint_matching_its_prefix_passes(tmp_path):
+    ledger = good_ledger(tmp_path, n=3)
+    _checkpoint_entry(ledger, 4, _root(ledger.read_lines(), 4))
+    _checkpoint_entry(ledger, 2, _root(ledger.read_lines(), 2))
+    assert check_ledger(ledger.read_lines(), [ALICE.public]).ok
+
+
+def test_recorded_checkpoint_larger_than_its_own_index_is_reported(tmp_path):
+    ledger = good_ledger(tmp_path, n=3)
+    lines = ledger.read_lines()
+    _checkpoint_entry(ledger, 5, _root(lines, 4))  # entry 4 claims 5 entries
+    found = problems(ledger.read_lines(), [ALICE.public])
+    problem = has(found, 4, LedgerBroken, "checkpoint of 5 entries, more than the 4 entries")
+    assert problem.observed == 5
+
+
+def test_recorded_checkpoint_of_rewritten_history_is_reported(tmp_path):
+    """The ledger was re-signed after a checkpoint was recorded: the recorded root is stale."""
+    ledger = good_ledger(tmp_path, n=3)
+    stale = _root(ledger.read_lines(), 3)
+    lines = ledger.read_lines()
+    fields = parse_canonical_json(lines[2])
+    lines[2] = resign({**fields, "details": {"n": 99}}, ALICE)
+    # re-chain the rest so only the recorded root can tell
+    for i in range(3, len(lines)):
+        f = parse_canonical_json(lines[i])
+        lines[i] = resign({**f, "prev": hashlib.sha256(lines[i - 1]).hexdigest()}, ALICE)
+    f = {**parse_canonical_json(lines[-1])}
+    record = {**f, "index": len(lines), "prev": hashlib.sha256(lines[-1]).hexdigest(),
+              "action": "checkpoint_signed",
+              "details": {"size": 3, "root": base64.b64encode(stale).decode(), "file": "c"}}
+    lines.append(resign(record, ALICE))
+    found = problems(lines, [ALICE.public])
+    problem = has(found, len(lines) - 1, LedgerBroken, "not the Merkle root of the ledger's "
+                  "first 3 entries")
+    assert problem.observed == stale.hex()
+    assert problem.expected == _root(lines, 3).hex()
+    assert len(found) == 1, found
+
+
+@pytest.mark.parametrize("details", [
+    {"size": 1, "root": "AAAA", "file": "f"},
+    {"size": -1, "root": base64.b64encode(bytes(32)).decode(), "file": "f"},
+    {"size": "1", "root": base64.b64encode(bytes(32)).decode(), "file": "f"},
+    {"size": 1, "root": base64.b64encode(bytes(32)).decode()},
+    {"size": 1, "root": base64.b64encode(bytes(32)).decode(), "file": "f", "extra": 1},
+    {"size": 1, "root": base64.b64encode(bytes(32)).decode()[:-2] + "B=", "file": "f"},
+])
+def test_malformed_recorded_checkpoint_is_reported(tmp_path, details):
+    ledger = good_ledger(tmp_path, n=1)
+    ledger.append(ALICE, "checkpoint_signed", role="examiner", details=details)
+    has(problems(ledger.read_lines(), [ALICE.public]), 2, LedgerBroken,
+        "checkpoint_signed details are malformed")
 
 
 def test_key_trusted_then_entries_by_the_new_key_pass(tmp_path):

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import shutil
 
 import pytest
 
+from sealtrail.custody.canonical import canonical_json, pae, parse_canonical_json
 from sealtrail.custody.case import Case
+from sealtrail.custody.ledger import ENTRY_PAYLOAD_TYPE, trusted_key_record
 from sealtrail.custody.log_proofs import issue_checkpoint, prove_extends
 from sealtrail.custody.verify import check_case
-from sealtrail.errors import InconsistentLedger, LedgerBroken
+from sealtrail.errors import CheckpointInvalid, InconsistentLedger, LedgerBroken
 from tests.conftest import collect
 
 
@@ -19,6 +23,12 @@ def lines_of(case: Case) -> list[bytes]:
 
 def write_lines(case: Case, lines: list[bytes]) -> None:
     case.ledger_path.write_bytes(b"".join(line + b"\n" for line in lines))
+
+
+def resign(fields: dict, key) -> bytes:
+    body = canonical_json({k: v for k, v in fields.items() if k != "sig"})
+    sig = base64.b64encode(key.sign(pae(ENTRY_PAYLOAD_TYPE, body))).decode()
+    return canonical_json({**fields, "sig": sig})
 
 
 def kinds(report) -> list[str]:
@@ -252,3 +262,114 @@ def test_not_a_case_folder(tmp_path):
     assert not report.ok
     assert "not a case folder" in str(report.problems[0])
 
+
+
+# ---- one trust set: pins constrain, the ledger's key history decides -----------------------
+
+
+def _checkpoint_by(case: Case, key, path, size: int | None = None):
+    from sealtrail.custody.checkpoint import Checkpoint, sign_checkpoint
+    from sealtrail.custody.merkle import MerkleTree, leaf_hash
+
+    lines = lines_of(case)
+    size = len(lines) if size is None else size
+    tree = MerkleTree([leaf_hash(line) for line in lines])
+    path.write_bytes(sign_checkpoint(Checkpoint(case.origin, size, tree.root(size)), key))
+    return path
+
+
+def test_checkpoint_by_a_key_revoked_before_its_size_is_rejected(tmp_path, busy_case):
+    """Bob's key is stolen and revoked; the thief signs a checkpoint of the current ledger."""
+    case, alice, bob = busy_case.case, busy_case.keyring.alice.key, busy_case.keyring.bob.key
+    case.trust(bob.public, alice)
+    ledger = case.ledger()
+    revoked_at = ledger.append(alice, "key_revoked", role="examiner",
+                               details={"key_id": bob.key_id, "reason": "stolen"}).index
+    held = _checkpoint_by(case, bob, tmp_path / "thief.checkpoint")
+    report = check_case(case.root, [alice.public], [held])
+    assert kinds(report) == ["CheckpointInvalid"]
+    assert f"{bob.key_id} revoked at entry {revoked_at}" in report.problems[0].message
+    with pytest.raises(CheckpointInvalid, match="revoked at entry"):
+        prove_extends(case, held.read_bytes(), [alice.public], "checkpoint thief")
+
+
+def test_checkpoint_by_a_key_trusted_only_after_its_size_is_rejected(tmp_path, busy_case):
+    case, alice, bob = busy_case.case, busy_case.keyring.alice.key, busy_case.keyring.bob.key
+    early = len(lines_of(case))
+    trusted_at = case.trust(bob.public, alice).index
+    held = _checkpoint_by(case, bob, tmp_path / "backdated.checkpoint", size=early)
+    report = check_case(case.root, [alice.public], [held])
+    assert kinds(report) == ["CheckpointInvalid"]
+    assert f"no signature by a key trusted at entry {early}" in report.problems[0].message
+    assert f"trusted only from entry {trusted_at + 1}" in report.problems[0].message
+
+
+def test_checkpoint_by_a_key_revoked_after_its_size_still_verifies(tmp_path, busy_case):
+    case, alice, bob = busy_case.case, busy_case.keyring.alice.key, busy_case.keyring.bob.key
+    case.trust(bob.public, alice)
+    held = _checkpoint_by(case, bob, tmp_path / "bob.checkpoint")
+    case.ledger().append(alice, "key_revoked", role="examiner",
+                         details={"key_id": bob.key_id, "reason": "left the team"})
+    report = check_case(case.root, [alice.public], [held])
+    assert report.ok, [str(p) for p in report.problems]
+    assert report.checked["checkpoints"] == 1
+
+
+def test_pinned_key_the_case_does_not_declare_cannot_sign_a_checkpoint(tmp_path, busy_case):
+    case, alice, mallory = (busy_case.case, busy_case.keyring.alice.key,
+                            busy_case.keyring.mallory.key)
+    held = _checkpoint_by(case, mallory, tmp_path / "mallory.checkpoint")
+    report = check_case(case.root, [alice.public, mallory.public], [held])
+    assert kinds(report) == ["CheckpointInvalid"]
+    assert "no signature by a trusted key" in report.problems[0].message
+
+
+def test_case_opened_by_a_pinned_key_it_does_not_declare_fails(busy_case):
+    """Entry 0 signed by alice (pinned) but declaring only bob: pins do not grant trust."""
+    case, alice, bob = busy_case.case, busy_case.keyring.alice.key, busy_case.keyring.bob.key
+    lines = lines_of(case)
+    first = parse_canonical_json(lines[0])
+    first["details"]["trusted_keys"] = [trusted_key_record(bob.public, "examiner")]
+    out = [resign(first, alice)]
+    for line in lines[1:]:
+        fields = parse_canonical_json(line)
+        fields["prev"] = hashlib.sha256(out[-1]).hexdigest()
+        out.append(resign(fields, alice))
+    write_lines(case, out)
+    report = check_case(case.root, [alice.public])
+    assert not report.ok
+    assert report.problems[0].where == "ledger entry 0"
+    assert "not among its declared trusted keys" in report.problems[0].message
+    # Every later entry is alice's, whom the case never declared: none is trusted.
+    assert {p.where for p in report.problems if type(p).__name__ == "UntrustedKey"} >= {
+        f"ledger entry {i}" for i in range(len(out))}
+
+
+def test_case_file_origin_edited_is_reported(busy_case):
+    """Checkpoints must name the signed origin, not whatever case.json says."""
+    path = busy_case.case.root / "case.json"
+    path.write_text(path.read_text().replace("sealtrail.case/", "evil.example/"))
+    report = check_case(busy_case.case.root, [busy_case.keyring.alice.key.public])
+    assert kinds(report) == ["CustodyError"]
+    assert "origin differs from ledger entry 0" in report.problems[0].message
+
+
+def test_recorded_checkpoint_file_removed_is_a_notice(busy_case):
+    issued = issue_checkpoint(busy_case.case, busy_case.keyring.alice.key)
+    issued.path.unlink()
+    report = check_case(busy_case.case.root, [busy_case.keyring.alice.key.public])
+    assert report.ok, [str(p) for p in report.problems]
+    assert any(f"ledger entry {issued.ledger_index}: the checkpoint file" in n
+               for n in report.notices)
+
+
+def test_bundle_sealed_with_a_path_for_a_bundle_id_is_reported(busy_case):
+    alice = busy_case.keyring.alice.key
+    lines = lines_of(busy_case.case)
+    fields = {**parse_canonical_json(lines[-1]), "index": len(lines), "action": "bundle_sealed",
+              "prev": hashlib.sha256(lines[-1]).hexdigest(),
+              "subject": {"bundle_id": "../../elsewhere", "manifest_sha256": "0" * 64}}
+    write_lines(busy_case.case, [*lines, resign(fields, alice)])
+    report = check_case(busy_case.case.root, [alice.public])
+    assert kinds(report) == ["LedgerBroken"]
+    assert "not a plain file name" in report.problems[0].message
