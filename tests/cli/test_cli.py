@@ -270,3 +270,24 @@ def test_volatile_on_an_image_is_a_usage_error(flow, run, tmp_path):
                  flow["keys"] / "alice.key", "--volatile")
     assert result.exit_code == 2
     assert "--volatile applies to a live host" in result.output
+
+
+def test_verify_pinned_key_the_case_does_not_declare_signs_nothing(flow, run):
+    """Pinning mallory's key does not let mallory vouch for the case's ledger."""
+    from sealtrail.custody.checkpoint import Checkpoint, sign_checkpoint
+    from sealtrail.custody.keys import load_private_key
+    from sealtrail.custody.merkle import MerkleTree, leaf_hash
+
+    keys = flow["keys"]
+    assert run("keys", "generate", "--name", "mallory", "--out", keys).exit_code == 0
+    lines = (flow["case"] / "ledger.jsonl").read_bytes().splitlines()
+    origin = json.loads((flow["case"] / "case.json").read_text())["origin"]
+    tree = MerkleTree([leaf_hash(line) for line in lines])
+    forged = flow["tmp"] / "mallory.checkpoint"
+    forged.write_bytes(sign_checkpoint(Checkpoint(origin, len(lines), tree.root()),
+                                       load_private_key(keys / "mallory.key")))
+    result = run("verify", flow["case"], "--trust", keys / "alice.pub",
+                 "--trust", keys / "mallory.pub", "--checkpoint", forged)
+    assert result.exit_code == 1, result.output
+    assert f"checkpoint {forged}: no signature by a trusted key (signed by: mallory)" in (
+        result.output)
