@@ -6,7 +6,7 @@ listing into a forged line, ``ESC [2K CR`` erases what was shown, and a right-to
 makes ``txt.exe`` look like ``exe.txt``. Every command's text output (not ``--json``, which JSON
 already escapes) passes such values through ``printable``.
 
-The escape (docs/design.md, "Terminal output"), applied per character:
+The escape (docs/design.md, "Terminal output: one escape, reversible"), per character:
 
 - ``\\`` becomes ``\\\\``, so a backslash in the output always starts an escape;
 - newline, carriage return and tab become ``\\n``, ``\\r``, ``\\t``;
