@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
+import sys
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
-from sealtrail.cli.main import cli
+from sealtrail.analysis.output import render
+from sealtrail.cli.main import PrintableFormatter, cli
 from sealtrail.custody.bundle_format import MANIFEST_MEMBER
 from sealtrail.custody.case import Case
 from sealtrail.terminal import printable
@@ -140,3 +143,35 @@ def test_malformed_unsigned_manifest_is_a_problem_not_a_crash(sealed_case, runne
     assert reason in line
     assert "internal error" not in line
     assert not (tmp_path / "out").exists()
+
+
+def test_ledger_show_keeps_one_line_per_entry_with_a_hostile_note(sealed_case, runner):
+    key = sealed_case.keyring.alice.private
+    recorded = invoke(runner, "ledger", "record", sealed_case.case.root, "--key", key,
+                      "--action", "note", "--note", HOSTILE)
+    assert recorded.exit_code == 0, recorded.output
+    shown = invoke(runner, "ledger", "show", sealed_case.case.root)
+    assert shown.exit_code == 0
+    assert_no_raw_control(shown.stdout, shown.stderr)
+    lines = shown.stdout.splitlines()
+    assert len(lines) == len(sealed_case.case.ledger().entries())
+    assert lines[-1].endswith(f"note={printable(HOSTILE)}")
+
+
+def test_query_table_escapes_cells_and_column_names():
+    text = render("table", [f"c{HOSTILE}"], [(HOSTILE,), (None,)])
+    assert_no_raw_control(text)
+    assert len(text.splitlines()) == 2 + 2 + 1  # header, rule, two rows, row count
+    assert printable(HOSTILE) in text
+
+
+def test_log_lines_escape_the_message_but_keep_the_traceback():
+    try:
+        raise ValueError("boom")
+    except ValueError:
+        record = logging.LogRecord("x", logging.WARNING, __file__, 1, "saved to %s",
+                                   (HOSTILE,), sys.exc_info())
+    text = PrintableFormatter("%(levelname)s: %(message)s").format(record)
+    first, *traceback = text.split("\n")
+    assert first == f"WARNING: saved to {printable(HOSTILE)}"
+    assert traceback[0] == "Traceback (most recent call last):"
