@@ -10,6 +10,7 @@ from typing import Any
 
 from sealtrail.analysis.store import rows_as_csv
 from sealtrail.custody.bundle_format import utc_text
+from sealtrail.terminal import printable
 
 MAX_CELL = 80
 
@@ -33,11 +34,12 @@ def _plain(value: Any) -> Any:
 def _cell(value: Any) -> str:
     if value is None:
         return ""
-    text = str(_plain(value)).replace("\n", "\\n").replace("\t", " ")
+    text = printable(_plain(value))
     return text if len(text) <= MAX_CELL else text[: MAX_CELL - 1] + "\u2026"
 
 
 def as_table(names: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    names = [printable(n) for n in names]
     cells = [[_cell(v) for v in row] for row in rows]
     widths = [max([len(n)] + [len(r[i]) for r in cells]) for i, n in enumerate(names)]
     lines = ["  ".join(n.ljust(w) for n, w in zip(names, widths, strict=True)).rstrip()]

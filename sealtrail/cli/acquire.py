@@ -12,6 +12,7 @@ from sealtrail.cli.options import case_argument, key_option, load_signing_key
 from sealtrail.cli.progress import ProgressLine
 from sealtrail.custody.acquire import acquire_image
 from sealtrail.custody.case import Case
+from sealtrail.terminal import printable
 
 EXIT_STORED_MISMATCH = 1  # like verify: the evidence disagrees with a record of it
 
@@ -76,8 +77,8 @@ def command(case_dir: Path, source: Path, key_path: Path, md5: bool, sha1: bool,
         click.echo(json.dumps(summary, sort_keys=True))
     else:
         rate = result.size / max(result.seconds, 1e-9) / 1e6
-        click.echo(f"sealed {result.bundle_path}")
-        click.echo(f"  {result.member}: {result.size:,} bytes ({result.format}) in "
+        click.echo(f"sealed {printable(result.bundle_path)}")
+        click.echo(f"  {printable(result.member)}: {result.size:,} bytes ({result.format}) in "
                    f"{result.seconds:.2f} s, {rate:,.0f} MB/s")
         for name, value in result.hashes.items():
             click.echo(f"  {name:6} {value}")
@@ -85,7 +86,7 @@ def command(case_dir: Path, source: Path, key_path: Path, md5: bool, sha1: bool,
             click.echo(f"  outcome: {result.outcome}")
         if result.stored_hashes:
             verdict = "match" if result.stored_hashes_match else "MISMATCH"
-            stored = ", ".join(f"{k} {v}" for k, v in result.stored_hashes.items())
+            stored = printable(", ".join(f"{k} {v}" for k, v in result.stored_hashes.items()))
             click.echo(f"  stored hashes ({stored}): {verdict}")
         click.echo(f"  manifest sha256 {result.manifest_sha256} "
                    f"(ledger entry {result.ledger_index})")

@@ -17,6 +17,7 @@ from sealtrail.cli.options import case_argument, key_option, load_signing_key, l
 from sealtrail.cli.progress import ProgressLine
 from sealtrail.custody.case import Case
 from sealtrail.errors import UsageError
+from sealtrail.terminal import printable
 
 OUTPUT_FORMATS = ("table", "csv", "json", "jsonl", "parquet")
 
@@ -56,14 +57,15 @@ def ingest(case_dir: Path, key_path: Path, trust_paths: tuple[Path, ...], force:
     if not report.bundles:
         click.echo(f"nothing to ingest: {len(report.skipped)} bundles already in the database")
         return
-    click.echo(f"ingested {len(report.bundles)} bundles into {report.database} "
+    click.echo(f"ingested {len(report.bundles)} bundles into {printable(report.database)} "
                f"in {report.seconds:.2f} s (ledger entry {report.ledger_index})")
     click.echo(f"{'member':<48} {'parser':<14} {'seen':>9} {'loaded':>9} {'rejected':>9}")
     for a in report.accounts:
         if a.parser or a.failure:
-            name = a.member_path if len(a.member_path) <= 48 else "\u2026" + a.member_path[-47:]
+            path = printable(a.member_path)
+            name = path if len(path) <= 48 else "\u2026" + path[-47:]
             click.echo(f"{name:<48} {a.parser or '-':<14} {a.seen:>9} {a.loaded:>9} "
-                       f"{a.rejected:>9}" + (f"  {a.failure}" if a.failure else ""))
+                       f"{a.rejected:>9}" + (f"  {printable(a.failure)}" if a.failure else ""))
     unparsed = sum(1 for a in report.accounts if not a.parser and not a.failure)
     click.echo(f"events +{report.events_added:,} (file-system times {report.fs_events:,}), "
                f"ingest_errors +{report.errors_added:,}, artifacts +{report.artifacts_added:,}; "
@@ -83,7 +85,7 @@ def _emit(db: CaseDatabase, sql: str, params: list, fmt: str, out: Path | None) 
         if params:
             raise UsageError("--format parquet cannot be used with filters; use query")
         db.copy_to_parquet(sql, out)
-        click.echo(f"wrote {out}", err=True)
+        click.echo(f"wrote {printable(out)}", err=True)
         return
     names, rows = db.execute(sql, params)
     text = render(fmt, names, rows)
@@ -91,7 +93,7 @@ def _emit(db: CaseDatabase, sql: str, params: list, fmt: str, out: Path | None) 
         click.echo(text, nl=False)
     else:
         out.write_text(text, encoding="utf-8")
-        click.echo(f"wrote {len(rows)} rows to {out}", err=True)
+        click.echo(f"wrote {len(rows)} rows to {printable(out)}", err=True)
 
 
 format_option = click.option("--format", "fmt", type=click.Choice(OUTPUT_FORMATS),
@@ -157,7 +159,7 @@ def export_command(case_dir: Path, fmt: str, out: Path) -> None:
         raise UsageError(f"{out} already exists")
     with _database(case_dir) as db:
         rows = export(db, fmt, out)
-    click.echo(f"exported {rows:,} rows to {out} ({fmt})")
+    click.echo(f"exported {rows:,} rows to {printable(out)} ({fmt})")
 
 
 @click.command("scan")

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import click
@@ -10,12 +12,28 @@ import click
 from sealtrail.cli.main import EXIT_PROBLEM
 from sealtrail.cli.options import load_trusted, trust_option
 from sealtrail.custody.bundle_reader import BundleFile, open_manifest
-from sealtrail.custody.extract import extract_bundle, read_unverified_manifest
+from sealtrail.custody.extract import (
+    check_manifest_shape,
+    extract_bundle,
+    read_unverified_manifest,
+)
+from sealtrail.errors import CustodyError
+from sealtrail.terminal import printable
 
 
 @click.group("bundle")
 def command() -> None:
     """Show and extract sealed bundles."""
+
+
+@contextmanager
+def bundle_problem() -> Iterator[None]:
+    """A bundle that fails a check (a hostile or damaged one) is a problem found: exit 1."""
+    try:
+        yield
+    except CustodyError as exc:
+        click.echo(f"Error: {printable(exc)}", err=True)
+        raise SystemExit(EXIT_PROBLEM) from exc
 
 
 @command.command("show")
@@ -28,31 +46,35 @@ def show(bundle_path: Path, trust_paths: tuple[Path, ...], as_json: bool) -> Non
     Example: sealtrail bundle show case1/bundles/20261128T101500Z-web01-1a2b3c4d.stb
     """
     trusted = load_trusted(trust_paths)
-    with BundleFile(bundle_path) as bundle:
+    with bundle_problem(), BundleFile(bundle_path) as bundle:
         if trusted:
             manifest, verified = open_manifest(bundle, trusted)
-            signed = f"signature verified: {verified.signer.name} ({verified.signer.key_id})"
+            signed = (f"signature verified: {printable(verified.signer.name)} "
+                      f"({verified.signer.key_id})")
         else:
             manifest = read_unverified_manifest(bundle)
             signed = "signature NOT checked (pass --trust PUBFILE)"
+        check_manifest_shape(manifest, bundle.where)
     if as_json:
         click.echo(json.dumps(manifest, indent=2, sort_keys=True))
         return
+    p = printable
     info = manifest.get("collection", {})
-    click.echo(f"bundle {manifest.get('bundle_id')}  case {manifest.get('case_id')}")
-    click.echo(f"host {info.get('host')}  os {info.get('os')}  examiner {info.get('examiner')}"
-               f"  key {info.get('key_id')}")
-    click.echo(f"collected {info.get('started')} .. {info.get('finished')}  {signed}")
-    for member in manifest.get("members", []):
+    click.echo(f"bundle {p(manifest.get('bundle_id'))}  case {p(manifest.get('case_id'))}")
+    click.echo(f"host {p(info.get('host'))}  os {p(info.get('os'))}  examiner "
+               f"{p(info.get('examiner'))}  key {p(info.get('key_id'))}")
+    click.echo(f"collected {p(info.get('started'))} .. {p(info.get('finished'))}  {signed}")
+    for member in manifest["members"]:
         src = member.get("source", {})
-        flag = "" if member["outcome"] == "collected" else f"  [{member['outcome']}]"
-        click.echo(f"{member['sha256']}  {member['size']:>12,}  {src.get('path')}{flag}")
+        flag = "" if member["outcome"] == "collected" else f"  [{p(member['outcome'])}]"
+        click.echo(f"{p(member['sha256'])}  {member['size']:>12,}  {p(src.get('path'))}{flag}")
     for entry in manifest.get("entries", []):
         src = entry.get("source", {})
-        click.echo(f"{'-' * 64}  {'':>12}  {src.get('path')}  [{entry['outcome']}: "
-                   f"{entry.get('reason')}]")
+        click.echo(f"{'-' * 64}  {'':>12}  {p(src.get('path'))}  [{p(entry['outcome'])}: "
+                   f"{p(entry.get('reason'))}]")
     totals = manifest.get("totals", {})
-    click.echo("outcomes: " + ", ".join(f"{k} {v}" for k, v in totals.get("outcomes", {}).items()))
+    click.echo("outcomes: " + ", ".join(f"{p(k)} {p(v)}"
+                                        for k, v in totals.get("outcomes", {}).items()))
 
 
 @command.command("extract")
@@ -66,11 +88,13 @@ def extract(bundle_path: Path, dest: Path, trust_paths: tuple[Path, ...]) -> Non
 
     Example: sealtrail bundle extract case1/bundles/X.stb /tmp/x --trust alice.pub
     """
-    result = extract_bundle(bundle_path, dest, load_trusted(trust_paths))
+    trusted = load_trusted(trust_paths)
+    with bundle_problem():
+        result = extract_bundle(bundle_path, dest, trusted)
     if not result.signature_checked:
         click.echo("warning: signature not checked (pass --trust PUBFILE)", err=True)
-    click.echo(f"extracted {len(result.written)} members into {dest}")
+    click.echo(f"extracted {len(result.written)} members into {printable(dest)}")
     for problem in result.problems:
-        click.echo(f"problem: {problem}", err=True)
+        click.echo(f"problem: {printable(problem)}", err=True)
     if result.problems:
         raise SystemExit(EXIT_PROBLEM)

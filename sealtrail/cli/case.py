@@ -10,6 +10,7 @@ from sealtrail.cli.options import case_argument, key_option, load_signing_key, l
 from sealtrail.custody.case import Case, declared_keys
 from sealtrail.custody.keys import load_public_key
 from sealtrail.errors import UsageError
+from sealtrail.terminal import printable
 
 
 @click.group("case")
@@ -35,8 +36,9 @@ def init(case_dir: Path, title: str, examiner: str, key_path: Path,
     key = load_signing_key(key_path)
     case = Case.init(case_dir, title=title, examiner=examiner, key=key,
                      trust=load_trusted(trust_paths), authority=authority, location=location)
-    click.echo(f"case {case.case_id} opened in {case.root}")
-    click.echo(f"signed by {key.name} ({key.key_id}); ledger: {case.ledger_path}")
+    click.echo(f"case {case.case_id} opened in {printable(case.root)}")
+    click.echo(f"signed by {printable(key.name)} ({key.key_id}); ledger: "
+               f"{printable(case.ledger_path)}")
 
 
 @command.command("trust")
@@ -73,4 +75,4 @@ def revoke(case_dir: Path, key_id: str, key_path: Path, reason: str) -> None:
         raise UsageError(f"key id {key_id} is not a trusted key of case {case_dir}")
     entry = ledger.append(signer, "key_revoked", role="examiner",
                           details={"key_id": key_id, "reason": reason})
-    click.echo(f"ledger entry {entry.index}: key {key_id} revoked")
+    click.echo(f"ledger entry {entry.index}: key {printable(key_id)} revoked")

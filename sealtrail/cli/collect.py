@@ -21,6 +21,7 @@ from sealtrail.custody.image_collection import (
     run_image_collection,
 )
 from sealtrail.custody.session import CollectionResult, requested_fields, run_collection
+from sealtrail.terminal import printable
 
 
 def parse_size(_ctx: click.Context, _param: click.Parameter, value: str | None) -> int | None:
@@ -157,7 +158,7 @@ def _report(result: CollectionResult, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(summary, sort_keys=True))
         return
-    click.echo(f"sealed {result.bundle_path}")
+    click.echo(f"sealed {printable(result.bundle_path)}")
     click.echo(f"  {result.members} members, {result.bytes:,} bytes in {result.seconds:.2f} s")
     click.echo("  outcomes: " + ", ".join(f"{k} {v}" for k, v in result.outcomes.items()))
     click.echo(f"  manifest sha256 {result.manifest_sha256} (ledger entry {result.ledger_index})")

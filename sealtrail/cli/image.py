@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from sealtrail.custody.image_collection import inspect_image
+from sealtrail.terminal import printable
 
 
 @click.group("image")
@@ -31,17 +32,18 @@ def info(image: Path, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(details, sort_keys=True))
         return
-    click.echo(f"image     {details['path']}")
-    click.echo(f"format    {details['format']}")
+    p = printable
+    click.echo(f"image     {p(details['path'])}")
+    click.echo(f"format    {p(details['format'])}")
     click.echo(f"size      {details['size']:,} bytes")
     for segment in details.get("segments") or []:
-        click.echo(f"segment   {segment}")
+        click.echo(f"segment   {p(segment)}")
     for name, value in (details.get("metadata") or {}).items():
-        click.echo(f"{name:<25} {value}")
+        click.echo(f"{p(name):<25} {p(value)}")
     for name, value in (details.get("stored_hashes") or {}).items():
-        click.echo(f"stored {name:<18} {value}")
+        click.echo(f"stored {p(name):<18} {p(value)}")
     vs = details.get("volume_system")
-    click.echo(f"volume system: {vs or 'none (one file system over the whole image)'}")
+    click.echo(f"volume system: {p(vs or 'none (one file system over the whole image)')}")
     click.echo(f"{'#':>3}  {'start':>12}  {'length':>12}  {'type':<24}  file system")
     for part in details["partitions"]:
         fs = part.get("fs") or {}
@@ -50,7 +52,8 @@ def info(image: Path, as_json: bool) -> None:
                     f"{fs.get('block_count')} blocks)") if fs else part["fs_type"]
         else:
             what = f"none: {part.get('fs_error')}"
+        what = p(what)
         click.echo(f"{part['index']:>3}  {part['start_offset']:>12}  {part['length']:>12}  "
-                   f"{(part['type_desc'] or '(unnamed)'):<24}  {what}")
+                   f"{p(part['type_desc'] or '(unnamed)'):<24}  {what}")
         if part.get("fs_note"):
-            click.echo(f"{'':>3}  warning: {part['fs_note']}")
+            click.echo(f"{'':>3}  warning: {p(part['fs_note'])}")

@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from sealtrail.custody.keys import SigningKey, check_key_name, load_public_key, write_key_pair
+from sealtrail.terminal import printable
 
 
 @click.group("keys")
@@ -25,8 +26,8 @@ def generate(name: str, out_dir: Path) -> None:
     """
     key = SigningKey.generate(check_key_name(name))
     private_path, public_path = write_key_pair(key, out_dir)
-    click.echo(f"private key: {private_path} (keep it secret; mode 0600)")
-    click.echo(f"public key:  {public_path}")
+    click.echo(f"private key: {printable(private_path)} (keep it secret; mode 0600)")
+    click.echo(f"public key:  {printable(public_path)}")
     click.echo(f"key id:      {key.key_id}")
 
 
@@ -38,7 +39,7 @@ def show(key_file: Path) -> None:
     Example: sealtrail keys show keys/alice.pub
     """
     public = load_public_key(key_file)
-    click.echo(f"name:       {public.name}")
+    click.echo(f"name:       {printable(public.name)}")
     click.echo(f"key id:     {public.key_id}")
     click.echo(f"public key: {public.b64}")
     click.echo(f"note key:   {public.note_verifier}")

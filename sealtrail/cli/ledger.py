@@ -20,6 +20,7 @@ from sealtrail.cli.options import (
 from sealtrail.custody.case import Case
 from sealtrail.custody.log_proofs import issue_checkpoint, prove_extends
 from sealtrail.errors import UsageError
+from sealtrail.terminal import printable
 
 CUSTODY_ACTIONS = (
     "transferred", "received", "stored", "examined", "exported", "copied", "sealed",
@@ -99,7 +100,7 @@ def show(case_dir: Path, as_json: bool) -> None:
         if as_json:
             click.echo(json.dumps(entry.fields, sort_keys=True))
         elif entry.fields:
-            click.echo(_describe(entry.fields))
+            click.echo(printable(_describe(entry.fields)))
         else:
             click.echo(f"#{entry.index}  (unparseable entry)")
 
@@ -121,8 +122,8 @@ def checkpoint(case_dir: Path, key_path: Path, out_path: Path | None) -> None:
             raise UsageError(f"{out_path} already exists")
         out_path.write_bytes(issued.text)
     click.echo(issued.text.decode(), nl=False)
-    click.echo(f"stored as {issued.path} (ledger entry {issued.ledger_index} records it)",
-               err=True)
+    click.echo(f"stored as {printable(issued.path)} (ledger entry {issued.ledger_index} "
+               "records it)", err=True)
 
 
 @command.command("prove")
@@ -159,6 +160,6 @@ def prove(case_dir: Path, checkpoint_path: Path, trust_paths: tuple[Path, ...],
         for node in result.proof:
             click.echo(f"  {base64.b64encode(node).decode()}")
     else:
-        click.echo(f"problem: {result.problem}")
+        click.echo(f"problem: {printable(result.problem)}")
     if result.problem is not None:
         raise SystemExit(EXIT_PROBLEM)

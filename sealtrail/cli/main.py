@@ -4,6 +4,7 @@ Exit status: 0 success; 1 verification found a problem (also: ingest refused for
 2 usage error (bad arguments, bad key file, not a case folder, bad SQL); 3 any other failure
 (a collection that could not finish, I/O errors).
 Library errors become one ``Error:`` line on stderr; ``--verbose`` shows the traceback instead.
+Text output escapes what a terminal could act on (``sealtrail.terminal``), log lines too.
 """
 
 from __future__ import annotations
@@ -17,10 +18,18 @@ import click
 
 from sealtrail import __version__
 from sealtrail.errors import AnalysisError, CaseError, KeyFileError, SealtrailError, UsageError
+from sealtrail.terminal import printable
 
 EXIT_PROBLEM = 1
 EXIT_USAGE = 2
 EXIT_FAILURE = 3
+
+
+class PrintableFormatter(logging.Formatter):
+    """Log lines quote evidence paths too; the traceback (``--verbose``) is left as it is."""
+
+    def formatMessage(self, record: logging.LogRecord) -> str:  # noqa: N802 - logging's name
+        return printable(super().formatMessage(record))
 
 
 class SealtrailGroup(click.Group):
@@ -51,7 +60,7 @@ class SealtrailGroup(click.Group):
                 message = str(exc)
             else:
                 message = f"internal error: {type(exc).__name__}: {exc} (rerun with --verbose)"
-            click.echo(f"Error: {message}", err=True)
+            click.echo(f"Error: {printable(message)}", err=True)
             sys.exit(code)
 
 
@@ -71,10 +80,9 @@ def cli(ctx: click.Context, verbose: bool) -> None:
     """
     ctx.ensure_object(dict)
     ctx.obj["verbose"] = verbose
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.WARNING,
-        format="%(levelname)s: %(message)s",
-    )
+    handler = logging.StreamHandler()
+    handler.setFormatter(PrintableFormatter("%(levelname)s: %(message)s"))
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING, handlers=[handler])
 
 
 def register() -> None:

@@ -11,6 +11,7 @@ from sealtrail.cli.main import EXIT_PROBLEM
 from sealtrail.cli.options import json_option, load_trusted, trust_option
 from sealtrail.custody.verify import check_case, check_single_bundle
 from sealtrail.errors import UsageError
+from sealtrail.terminal import printable
 
 
 @click.command("verify")
@@ -44,11 +45,11 @@ def command(target: Path, trust_paths: tuple[Path, ...], checkpoints: tuple[Path
         click.echo(json.dumps(report.to_json_obj(), sort_keys=True))
     else:
         for notice in report.notices:
-            click.echo(f"notice: {notice}")
+            click.echo(f"notice: {printable(notice)}")
         for problem in report.problems:
-            click.echo(f"problem: {problem}")
+            click.echo(f"problem: {printable(problem)}")
         counts = ", ".join(f"{k} {v:,}" for k, v in sorted(report.checked.items()))
         status = "OK" if report.ok else f"FAILED ({len(report.problems)} problems)"
-        click.echo(f"{status}: {target} ({counts})")
+        click.echo(f"{status}: {printable(target)} ({counts})")
     if not report.ok:
         raise SystemExit(EXIT_PROBLEM)

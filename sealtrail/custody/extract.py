@@ -16,15 +16,16 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-from sealtrail.custody.bundle_format import MANIFEST_MEMBER, MANIFEST_TYPE
+from sealtrail.custody.bundle_format import MANIFEST_KIND, MANIFEST_MEMBER, MANIFEST_TYPE
 from sealtrail.custody.bundle_reader import (
     BundleFile,
     check_names,
     manifest_members,
     open_manifest,
 )
-from sealtrail.custody.canonical import parse_canonical_json, pretty_json
+from sealtrail.custody.canonical import NotCanonicalError, parse_canonical_json, pretty_json
 from sealtrail.custody.envelope import Envelope
 from sealtrail.custody.keys import PublicKey
 from sealtrail.errors import (
@@ -67,6 +68,7 @@ def extract_bundle(path: Path, dest: Path, trusted: Sequence[PublicKey]) -> Extr
             result.signature_checked = True
         else:
             manifest = read_unverified_manifest(bundle)
+        check_manifest_shape(manifest, bundle.where)
         expected = manifest_members(manifest, bundle.where)
         _prepare_dest(dest)
         root_fd = os.open(dest, os.O_RDONLY | os.O_DIRECTORY)
@@ -101,9 +103,54 @@ def read_unverified_manifest(bundle: BundleFile) -> dict:
     if envelope.payload_type != MANIFEST_TYPE:
         raise ManifestInvalid(bundle.where, "wrong payload type", expected=MANIFEST_TYPE,
                               observed=envelope.payload_type)
-    manifest = parse_canonical_json(envelope.payload)
-    if not isinstance(manifest, dict) or not isinstance(manifest.get("members"), list):
-        raise ManifestInvalid(bundle.where, "manifest has no member list")
+    try:
+        manifest = parse_canonical_json(envelope.payload)
+    except NotCanonicalError as exc:
+        raise ManifestInvalid(f"{bundle.where} manifest", str(exc)) from exc
+    return check_manifest_shape(manifest, bundle.where)
+
+
+# What ``bundle show`` and ``bundle extract`` read of each record (docs/bundle-format.md 3).
+_RECORD_FIELDS: dict[str, dict[str, type]] = {
+    "members": {"name": str, "sha256": str, "size": int, "outcome": str},
+    "entries": {"outcome": str},
+}
+_OPTIONAL_FIELDS: dict[str, type] = {"collection": dict, "entries": list, "totals": dict}
+
+
+def _kind(kind: type) -> str:
+    return {dict: "an object", list: "a list", str: "a string", int: "an integer"}[kind]
+
+
+def check_manifest_shape(manifest: Any, where: str) -> dict[str, Any]:
+    """Raise ``ManifestInvalid`` unless the manifest has the documented shape, as far as it is
+    shown or extracted. An unsigned manifest can hold anything; reading it must not crash."""
+
+    def bad(what: str) -> ManifestInvalid:
+        return ManifestInvalid(f"{where} manifest", what)
+
+    if not isinstance(manifest, dict) or manifest.get("type") != MANIFEST_KIND:
+        raise bad("not a sealtrail bundle manifest")
+    if manifest.get("version") != 1:
+        raise ManifestInvalid(f"{where} manifest", "unsupported version", expected=1,
+                              observed=manifest.get("version"))
+    if not isinstance(manifest.get("members"), list):
+        raise bad("has no member list")
+    for name, kind in _OPTIONAL_FIELDS.items():
+        if not isinstance(manifest.get(name, kind()), kind):
+            raise bad(f"{name} is not {_kind(kind)}")
+    if not isinstance(manifest.get("totals", {}).get("outcomes", {}), dict):
+        raise bad("totals.outcomes is not an object")
+    for name, fields in _RECORD_FIELDS.items():
+        for i, record in enumerate(manifest.get(name, [])):
+            if not isinstance(record, dict):
+                raise bad(f"{name}[{i}] is not an object")
+            if not isinstance(record.get("source", {}), dict):
+                raise bad(f"{name}[{i}].source is not an object")
+            for field_name, kind in fields.items():
+                value = record.get(field_name)
+                if not isinstance(value, kind) or isinstance(value, bool):
+                    raise bad(f"{name}[{i}].{field_name} is not {_kind(kind)}")
     return manifest
 
 

@@ -22,7 +22,7 @@ from sealtrail.custody.keys import (
     write_key_pair,
 )
 from sealtrail.errors import KeyFileError, UsageError
-from tests.shared_data import vector_path, vectors_dir
+from tests.shared_data import ABSENT, vector_path, vectors_dir
 
 SEED = bytes(range(32))
 
@@ -197,7 +197,7 @@ def test_signature_of_wrong_length_does_not_verify():
 def _wycheproof_ids() -> list[str]:
     path = vectors_dir() / "ed25519" / "ed25519_test.json"
     if not path.exists():
-        return ["<absent>"]
+        return [ABSENT]
     data = json.loads(path.read_text())
     return [f"tc{t['tcId']}-{t['result']}" for g in data["testGroups"] for t in g["tests"]]
 

@@ -20,7 +20,7 @@ from sealtrail.custody.merkle import (
     verify_inclusion,
 )
 from sealtrail.errors import CustodyError, InconsistentLedger
-from tests.shared_data import vector_path, vectors_dir
+from tests.shared_data import ABSENT, vector_path, vectors_dir
 
 
 def _vector_ids(kind: str) -> list[str]:
@@ -28,7 +28,7 @@ def _vector_ids(kind: str) -> list[str]:
     # one placeholder id remains and the test skips through vector_path.
     folder = vectors_dir() / "merkle" / "testdata" / kind
     names = sorted(str(p.relative_to(folder)) for p in folder.rglob("*.json"))
-    return names or ["<absent>"]
+    return names or [ABSENT]
 
 
 def _load(kind: str, name: str) -> dict:

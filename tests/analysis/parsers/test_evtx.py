@@ -16,7 +16,7 @@ from Evtx.Evtx import Evtx
 from sealtrail.analysis.parsers.evtx_windows import EvtxParser
 from sealtrail.analysis.records import EVENT_TYPES, Event, Rejection
 from tests.analysis.helpers import member_from_bytes, member_from_file
-from tests.shared_data import upstream_dir, upstream_path
+from tests.shared_data import ABSENT, upstream_dir, upstream_path
 
 # python-evtx alone takes more than ~3 s on these (it reads ~250 records/s).
 SLOW_FOR_PYTHON_EVTX = {"System.evtx", "security.evtx", "smb-password-guessing-security.evtx",
@@ -30,8 +30,7 @@ def _all_names() -> list[str]:
 
 def _params() -> list:
     return [pytest.param(n, marks=pytest.mark.slow) if n in SLOW_FOR_PYTHON_EVTX else n
-            for n in _all_names()] or [pytest.param("absent", marks=pytest.mark.skip(
-                reason="upstream evtx fixtures are absent"))]
+            for n in _all_names()] or [ABSENT]  # reaches upstream_path: skips, or fails
 
 
 def evtx_alone(path: Path) -> tuple[dict[int, bool], int]:

@@ -26,7 +26,7 @@ from sealtrail.analysis.store import CaseDatabase, parquet_source
 from sealtrail.analysis.worker import MemberTask, item_rows
 from sealtrail.custody.canonical import parse_json
 from tests.analysis.helpers import member_from_file
-from tests.shared_data import upstream_dir
+from tests.shared_data import shared_absent, upstream_dir
 
 NAME, VERSION = EvtxParser.NAME, EvtxParser.VERSION
 TASK = MemberTask(0, "bundle.stb", "bundle-1", "data/x.evtx", "ab" * 32, "/evidence/x.evtx", 0,
@@ -94,7 +94,7 @@ def upstream_records() -> list[tuple[str, int, str]]:
     """(file, record id, JSON text) of every record the evtx pass gives, as workers stage them."""
     files = _upstream_files()
     if not files:
-        pytest.skip(f"{upstream_dir() / 'evtx'} is absent (set SEALTRAIL_UPSTREAM)")
+        shared_absent(f"{upstream_dir() / 'evtx'} is absent (set SEALTRAIL_UPSTREAM)")
     out = []
     for path in files:
         for item in EvtxParser().parse_deferred(member_from_file(path)):
