@@ -8,6 +8,7 @@ mismatches, the expected and observed values. The CLI turns these into one ``Err
     ├── KeyFileError          a key file that is missing, corrupt or of the wrong kind
     ├── CollectionError       a collection that cannot start or cannot be sealed
     ├── AnalysisError         ingest, query or scan that cannot be done (bad SQL, no database)
+    │   └── QueryRefused      SQL that would leave the case database (files, extensions, settings)
     ├── CaseError             a case folder that is missing, incomplete or already exists
     └── CustodyError          evidence or custody records that fail verification
         ├── HashMismatch
@@ -51,6 +52,20 @@ class CollectionError(SealtrailError):
 
 class AnalysisError(SealtrailError):
     """An ingest, query, export or scan that cannot be done as asked."""
+
+
+class QueryRefused(AnalysisError):
+    """SQL given to ``query`` or ``timeline`` tried to leave the read-only case database: write,
+    read a host file, attach a database, load an extension or change a setting.
+
+    Attributes:
+        reason: DuckDB's one-line refusal, e.g. ``Permission Error: Cannot access file "x"``.
+    """
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        super().__init__(f"query refused: {reason} (query and timeline only read the case "
+                         "database)")
 
 
 class CustodyError(SealtrailError):

@@ -9,17 +9,18 @@ ingest.
 
 from __future__ import annotations
 
-import csv
-import io
+import shutil
+import tempfile
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import duckdb
+import pyarrow as pa
 
 from sealtrail.analysis.schema import TABLES
-from sealtrail.errors import AnalysisError
+from sealtrail.errors import AnalysisError, QueryRefused
 
 DATABASE_NAME = "analysis.duckdb"
 MEMORY_LIMIT = "600MB"  # bench/bench_ingest_evtx.py: flat main-process memory, same speed
@@ -33,29 +34,71 @@ _EVENT_ORDER = "ts NULLS LAST, bundle_id, member_path, record_ref"
 _BUNDLE_ORDER = "ts NULLS LAST, member_path, record_ref"
 
 
+FETCH_BATCH = 4096  # rows a query result holds in Python at a time
+# DuckDB's words for SQL the sandbox stopped (beside its PermissionException): a locked setting,
+# a write to the read-only database, a COPY onto the database's own files.
+_REFUSALS = ("the configuration has been locked", "in read-only mode",
+             "belongs to an attached database")
+
+
 def _sql_string(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
+def _sandbox_config(scratch: str) -> dict[str, Any]:
+    """DuckDB settings for SQL a user types: nothing outside the database file and ``scratch``.
+
+    Given at connect (the database file is opened first and stays allowed: DuckDB adds it and
+    its WAL to ``allowed_paths`` itself); ``lock_configuration`` is set after our own SETs, so
+    no ``SET``, ``RESET`` or ``PRAGMA`` can undo these. Spilling goes to ``scratch``, a private
+    folder removed on close, the only folder DuckDB may touch (``allowed_directories``).
+    """
+    return {"enable_external_access": False, "autoload_known_extensions": False,
+            "autoinstall_known_extensions": False, "allow_community_extensions": False,
+            "allow_persistent_secrets": False, "python_enable_replacements": False,
+            "temp_directory": scratch}
+
+
+def _query_error(exc: Exception) -> AnalysisError:
+    first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    if isinstance(exc, duckdb.PermissionException) or any(r in first for r in _REFUSALS):
+        return QueryRefused(first)
+    return AnalysisError(f"query failed: {first}")
+
+
 class CaseDatabase:
-    def __init__(self, path: Path, *, read_only: bool = False) -> None:
+    """The case database. ``sandboxed`` (implies read-only): for SQL a user types, which can then
+    read only this database: no host file, no extension, no setting (``_sandbox_config``)."""
+
+    def __init__(self, path: Path, *, read_only: bool = False, sandboxed: bool = False) -> None:
         self.path = path
+        read_only = read_only or sandboxed
         if read_only and not path.exists():
             raise AnalysisError(f"{path} does not exist: run 'sealtrail ingest' first")
+        self._scratch = tempfile.mkdtemp(prefix="sealtrail-query-") if sandboxed else None
         try:
-            self.conn = duckdb.connect(str(path), read_only=read_only)
+            self.conn = duckdb.connect(str(path), read_only=read_only,
+                                       config=_sandbox_config(self._scratch) if sandboxed else {})
         except duckdb.Error as exc:
+            self._remove_scratch()
             raise AnalysisError(f"cannot open {path}: {exc}") from exc
         self.conn.execute("SET TimeZone = 'UTC'")
         # DuckDB draws a progress bar on stdout during long statements: it would corrupt
         # machine-readable output (--json). Memory is bounded; DuckDB spills to disk past it.
         self.conn.execute("SET enable_progress_bar = false")
         self.conn.execute(f"SET memory_limit = '{MEMORY_LIMIT}'")
+        if sandboxed:
+            self.conn.execute("SET lock_configuration = true")
         if not read_only:
             self.ensure_schema()
 
+    def _remove_scratch(self) -> None:
+        if self._scratch:
+            shutil.rmtree(self._scratch, ignore_errors=True)
+
     def close(self) -> None:
         self.conn.close()
+        self._remove_scratch()
 
     def __enter__(self) -> CaseDatabase:
         return self
@@ -156,14 +199,53 @@ class CaseDatabase:
         names = [d[0] for d in cursor.description]
         return names, cursor.fetchall()
 
-    def stream(self, sql: str, batch: int = 4096) -> Iterator[tuple]:
+    def stream(self, sql: str, batch: int = FETCH_BATCH) -> Iterator[tuple]:
         """The rows of ``sql``, fetched ``batch`` at a time (never all at once)."""
+        _, batches = self.batches(sql, batch=batch)
+        for rows in batches:
+            yield from rows
+
+    def batches(self, sql: str, params: Sequence[Any] = (), *, batch: int = FETCH_BATCH
+                ) -> tuple[list[str], Iterator[list[tuple]]]:
+        """The column names of ``sql`` and its rows, ``batch`` at a time (never all at once:
+        DuckDB streams the result). Refused or failed SQL raises ``QueryRefused`` or
+        ``AnalysisError``, at once or while fetching."""
         try:
-            cursor = self.conn.execute(sql)
-            while rows := cursor.fetchmany(batch):
-                yield from rows
+            cursor = self.conn.execute(sql, list(params))
         except duckdb.Error as exc:
-            raise AnalysisError(f"query failed: {str(exc).splitlines()[0]}") from exc
+            raise _query_error(exc) from exc
+        names = [d[0] for d in cursor.description or ()]
+
+        def fetch() -> Iterator[list[tuple]]:
+            if cursor.description is None:
+                return
+            try:
+                while rows := cursor.fetchmany(batch):
+                    yield rows
+            except duckdb.Error as exc:
+                raise _query_error(exc) from exc
+
+        return names, fetch()
+
+    def arrow_batches(self, sql: str, params: Sequence[Any] = (), *, batch: int = FETCH_BATCH
+                      ) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
+        """The Arrow schema of ``sql`` and its rows as record batches, streamed as ``batches``
+        does (a DB-API cursor would copy the whole result first: DuckDB says so)."""
+        try:
+            relation = self.conn.sql(sql, params=list(params))
+            if relation is None:
+                raise AnalysisError("query failed: the statement returns no rows")
+            reader = relation.to_arrow_reader(batch)
+        except duckdb.Error as exc:
+            raise _query_error(exc) from exc
+
+        def fetch() -> Iterator[pa.RecordBatch]:
+            try:
+                yield from reader
+            except (duckdb.Error, pa.ArrowException) as exc:
+                raise _query_error(exc) from exc
+
+        return reader.schema, fetch()
 
     def copy_to_parquet(self, sql: str, dest: Path, partition_by: Sequence[str] = ()) -> None:
         options = "FORMAT parquet, COMPRESSION zstd"
@@ -180,10 +262,3 @@ def parquet_source(files: Sequence[Path], *, filename: bool = False) -> str:
     listing = "[" + ", ".join(_sql_string(p.as_posix()) for p in files) + "]"
     return f"read_parquet({listing}{', filename = true' if filename else ''})"
 
-
-def rows_as_csv(names: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(names)
-    writer.writerows(rows)
-    return out.getvalue()

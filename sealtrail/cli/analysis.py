@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import json
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import IO
 
 import click
 
 from sealtrail.analysis.exporters import FORMATS, export
 from sealtrail.analysis.ingest import ingest_case
-from sealtrail.analysis.output import render
+from sealtrail.analysis.output import PARQUET_BATCH, TEXT_WRITERS, write_parquet
 from sealtrail.analysis.store import DATABASE_NAME, CaseDatabase
 from sealtrail.analysis.timeline import SUMMARY_COLUMNS, TimelineFilter, parse_when
 from sealtrail.analysis.yara_scan import scan_case
@@ -73,27 +77,52 @@ def ingest(case_dir: Path, key_path: Path, trust_paths: tuple[Path, ...], force:
     click.echo(f"database sha256 {report.database_sha256}")
 
 
-def _database(case_dir: Path) -> CaseDatabase:
+def _database(case_dir: Path, *, sandboxed: bool = False) -> CaseDatabase:
     Case.load(case_dir)
-    return CaseDatabase(case_dir / DATABASE_NAME, read_only=True)
+    return CaseDatabase(case_dir / DATABASE_NAME, read_only=True, sandboxed=sandboxed)
+
+
+def refuse_existing(out: Path) -> None:
+    """Output files are created, never overwritten (a symlink counts as existing)."""
+    if out.exists() or out.is_symlink():
+        raise UsageError(f"{out} already exists")
+
+
+@contextmanager
+def _created(out: Path, *, binary: bool = False) -> Iterator[IO]:
+    """``out`` opened as a new file (``x`` mode: refused if it appeared meanwhile too), and
+    removed again if writing it fails, so a refused or failed query leaves nothing behind."""
+    try:
+        handle = (open(out, "xb") if binary
+                  else open(out, "x", encoding="utf-8", newline=""))
+    except FileExistsError:
+        raise UsageError(f"{out} already exists") from None
+    try:
+        with handle:
+            yield handle
+    except BaseException:
+        out.unlink(missing_ok=True)
+        raise
 
 
 def _emit(db: CaseDatabase, sql: str, params: list, fmt: str, out: Path | None) -> None:
+    """Run ``sql`` and write its rows batch by batch, to ``out`` or standard output."""
+    if out is not None:
+        refuse_existing(out)
     if fmt == "parquet":
         if out is None:
             raise UsageError("--format parquet needs --out FILE")
-        if params:
-            raise UsageError("--format parquet cannot be used with filters; use query")
-        db.copy_to_parquet(sql, out)
-        click.echo(f"wrote {printable(out)}", err=True)
-        return
-    names, rows = db.execute(sql, params)
-    text = render(fmt, names, rows)
-    if out is None:
-        click.echo(text, nl=False)
+        schema, batches = db.arrow_batches(sql, params, batch=PARQUET_BATCH)
+        with _created(out, binary=True) as handle:
+            rows = write_parquet(schema, batches, handle)
     else:
-        out.write_text(text, encoding="utf-8")
-        click.echo(f"wrote {len(rows)} rows to {printable(out)}", err=True)
+        names, batches = db.batches(sql, params)
+        if out is None:
+            TEXT_WRITERS[fmt](names, batches, sys.stdout)
+            return
+        with _created(out) as handle:
+            rows = TEXT_WRITERS[fmt](names, batches, handle)
+    click.echo(f"wrote {rows} rows to {printable(out)}", err=True)
 
 
 format_option = click.option("--format", "fmt", type=click.Choice(OUTPUT_FORMATS),
@@ -109,12 +138,13 @@ out_option = click.option("--out", "out", type=click.Path(path_type=Path),
 @out_option
 def query(case_dir: Path, sql: str, fmt: str, out: Path | None) -> None:
     """Run read-only SQL on the case database (tables: events, artifacts, ingest_errors,
-    yara_matches, ingests; see docs/schema.md).
+    yara_matches, ingests; see docs/schema.md). The SQL reads nothing else: no host file,
+    extension or setting (refused, exit 2). --out creates a new file.
 
     Example: sealtrail query case1 "SELECT src_ip, count(*) FROM events
     WHERE event_type='logon_failure' GROUP BY 1 ORDER BY 2 DESC"
     """
-    with _database(case_dir) as db:
+    with _database(case_dir, sandboxed=True) as db:
         _emit(db, sql, [], fmt, out)
 
 
@@ -140,7 +170,7 @@ def timeline(case_dir: Path, start: str | None, end: str | None, hosts: tuple[st
     flt = TimelineFilter(parse_when(start) if start else None, parse_when(end) if end else None,
                          hosts, users, ips, types, limit)
     sql, params = flt.sql(None if all_columns or fmt != "table" else SUMMARY_COLUMNS)
-    with _database(case_dir) as db:
+    with _database(case_dir, sandboxed=True) as db:
         _emit(db, sql, params, fmt, out)
 
 
@@ -155,8 +185,8 @@ def export_command(case_dir: Path, fmt: str, out: Path) -> None:
 
     Example: sealtrail export case1 --format parquet --out /data/case1-parquet
     """
-    if fmt != "parquet" and out.exists():
-        raise UsageError(f"{out} already exists")
+    if fmt != "parquet":
+        refuse_existing(out)
     with _database(case_dir) as db:
         rows = export(db, fmt, out)
     click.echo(f"exported {rows:,} rows to {printable(out)} ({fmt})")

@@ -1,8 +1,8 @@
 """The ``sealtrail`` command group and its error boundary.
 
 Exit status: 0 success; 1 verification found a problem (also: ingest refused for that reason);
-2 usage error (bad arguments, bad key file, not a case folder, bad SQL); 3 any other failure
-(a collection that could not finish, I/O errors).
+2 usage error (bad arguments, bad key file, not a case folder, bad or refused SQL); 3 any
+other failure (a collection that could not finish, I/O errors).
 Library errors become one ``Error:`` line on stderr; ``--verbose`` shows the traceback instead.
 Text output escapes what a terminal could act on (``sealtrail.terminal``), log lines too.
 """

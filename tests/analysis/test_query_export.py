@@ -41,7 +41,7 @@ def test_query_formats(ingested, run):
 def test_query_is_read_only(ingested, run):
     result = run("query", ingested.root, "DELETE FROM events")
     assert result.exit_code == 2
-    assert result.output.startswith("Error: query failed:") and "read-only" in result.output
+    assert result.output.startswith("Error: query refused:") and "read-only" in result.output
 
 
 def test_bad_sql_is_one_line(ingested, run):

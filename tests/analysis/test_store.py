@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from sealtrail.analysis.store import CaseDatabase
-from sealtrail.errors import AnalysisError
+from sealtrail.errors import AnalysisError, QueryRefused
 
 
 def test_stream_gives_every_row_in_order_across_batches(tmp_path: Path) -> None:
@@ -22,3 +22,18 @@ def test_stream_of_bad_sql_is_one_clear_error(tmp_path: Path) -> None:
     with CaseDatabase(tmp_path / "db.duckdb") as db, \
             pytest.raises(AnalysisError, match="query failed: .*no_such_table"):
         list(db.stream("SELECT * FROM no_such_table"))
+
+
+def test_sandboxed_database_locks_its_settings_and_removes_its_scratch_folder(
+        tmp_path: Path) -> None:
+    CaseDatabase(tmp_path / "db.duckdb").close()
+    with CaseDatabase(tmp_path / "db.duckdb", sandboxed=True) as db:
+        _, rows = db.execute("SELECT current_setting('enable_external_access'), "
+                             "current_setting('lock_configuration'), "
+                             "current_setting('temp_directory'), current_setting('TimeZone')")
+        external, locked, scratch, zone = rows[0]
+        assert (external, locked, zone) == (False, True, "UTC")
+        assert Path(scratch).is_dir() and (Path(scratch).stat().st_mode & 0o077) == 0
+        with pytest.raises(QueryRefused, match="configuration has been locked"):
+            db.batches("SET memory_limit = '10GB'")
+    assert not Path(scratch).exists()
