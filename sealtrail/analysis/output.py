@@ -10,6 +10,7 @@ the whole result to align columns: its widths are taken from the header and the 
 from __future__ import annotations
 
 import csv
+import io
 import json
 from collections.abc import Iterable, Sequence
 from datetime import date, datetime
@@ -109,6 +110,13 @@ def write_json(names: Sequence[str], batches: Batches, out: TextIO) -> int:
 
 TEXT_WRITERS = {"table": write_table, "csv": write_csv, "json": write_json,
                 "jsonl": write_jsonl}
+
+
+def render(fmt: str, names: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    """The whole text of rows already in hand (one batch), in a ``TEXT_WRITERS`` format."""
+    out = io.StringIO()
+    TEXT_WRITERS[fmt](names, [rows], out)
+    return out.getvalue()
 
 
 PARQUET_BATCH = 65_536  # rows of one Arrow batch, and so of one Parquet row group
