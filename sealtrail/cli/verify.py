@@ -37,6 +37,9 @@ def command(target: Path, trust_paths: tuple[Path, ...], checkpoints: tuple[Path
     elif target.is_file():
         if not trusted:
             raise UsageError("verifying a bundle on its own needs --trust PUBFILE")
+        if checkpoints:
+            # A checkpoint covers a case's ledger; a lone bundle has none to check it against.
+            raise UsageError("--checkpoint applies to a case folder, not to a single bundle")
         report = check_single_bundle(target, trusted)
     else:
         raise UsageError(f"{target} is neither a case folder nor a bundle file")
