@@ -214,13 +214,14 @@ def check_totals(manifest: dict[str, Any], where: str) -> list[CustodyError]:
     """Step 3: ``totals`` says what the member and entry records say (count, bytes, outcomes)."""
     members, entries = manifest["members"], manifest.get("entries")
     if not isinstance(entries, list) or not all(
-        isinstance(record, dict) for record in [*members, *entries]
+        isinstance(record, dict) and isinstance(record.get("outcome"), str)
+        for record in [*members, *entries]
     ):
         return [ManifestInvalid(f"{where} manifest", "malformed member or entry records")]
     expected = {
         "members": len(members),
         "bytes": sum(m.get("size", 0) for m in members if isinstance(m.get("size"), int)),
-        "outcomes": dict(Counter(str(r.get("outcome")) for r in [*members, *entries])),
+        "outcomes": dict(Counter(r["outcome"] for r in [*members, *entries])),
     }
     totals = manifest.get("totals")
     if not isinstance(totals, dict) or set(totals) != set(expected):
@@ -288,6 +289,9 @@ def manifest_members(manifest: dict[str, Any], where: str) -> dict[str, dict[str
             or not isinstance(item.get("size"), int)
         ):
             raise ManifestInvalid(f"{where} manifest", "malformed member record")
+        if item["name"] in out:  # a second record for one member could carry another hash
+            raise ManifestInvalid(f"{where} manifest", "lists a member twice",
+                                  observed=item["name"])
         out[item["name"]] = item
     return out
 

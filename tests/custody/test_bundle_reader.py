@@ -422,3 +422,18 @@ def test_envelope_with_an_extra_key_is_rejected(sealed_case):
     problem = only_problem(check(sealed_case))
     assert isinstance(problem, ManifestInvalid)
     assert problem.message == "signature envelope does not have exactly its keys"
+
+
+def test_manifest_listing_a_member_twice_is_reported(sealed_case):
+    """A second record for one name could carry another hash; the reader must not pick one."""
+    def edit(manifest):
+        twin = dict(manifest["members"][0], sha256="0" * 64)
+        manifest["members"].append(twin)
+        manifest["totals"].update(members=manifest["totals"]["members"] + 1,
+                                  bytes=manifest["totals"]["bytes"] + twin["size"])
+        manifest["totals"]["outcomes"][twin["outcome"]] += 1
+
+    edit_manifest(sealed_case.bundle, edit, resign_with=sealed_case.keyring.alice.key)
+    problem = only_problem(check(sealed_case))
+    assert isinstance(problem, ManifestInvalid)
+    assert problem.message == "lists a member twice"
