@@ -18,7 +18,8 @@ from sealtrail.errors import UsageError
 @trust_option("Public key to trust (repeatable); pins who may have opened the case.")
 @click.option("--checkpoint", "checkpoints", multiple=True,
               type=click.Path(path_type=Path, exists=True, dir_okay=False),
-              help="A checkpoint held elsewhere; the ledger must extend it (repeatable).")
+              help="A checkpoint held elsewhere; the case's ledger must extend it "
+                   "(repeatable; case folders only).")
 @json_option
 def command(target: Path, trust_paths: tuple[Path, ...], checkpoints: tuple[Path, ...],
             as_json: bool) -> None:

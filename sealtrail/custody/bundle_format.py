@@ -11,6 +11,9 @@ depend on Unicode normalisation and decode back to the exact source bytes. A lit
 comes from a path (it is ``%7E``); the writer appends ``~N`` only to keep two names distinct when
 they differ only in letter case, so a bundle extracts the same on case-insensitive file systems.
 State captured from a live system (processes, sockets...) is stored as ``volatile/<name>``.
+Each path has exactly one member name: ``unsafe_member_name_reason`` rejects every other
+spelling (a needless ``%XX``, lower-case hex, a ``~`` that is not a final ``~N``, N >= 2), and
+the bundle reader rejects a ``~N`` no earlier member made necessary.
 """
 
 from __future__ import annotations

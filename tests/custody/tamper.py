@@ -70,24 +70,35 @@ def raw_members(bundle: Path) -> list[tuple[bytes, bytes]]:
 
 def write_zip(path: Path, members: list[tuple[bytes, bytes]], *, prefix: bytes = b"",
               gap_before: dict[int, bytes] | None = None, before_cd: bytes = b"",
-              comment: bytes = b"", suffix: bytes = b"", zip64_end: bool = False) -> None:
+              comment: bytes = b"", suffix: bytes = b"", zip64_end: bool = False,
+              zip64_fields: bool = False) -> None:
     """Write a stored ZIP by hand, its offsets all correct, with bytes where asked.
 
     ``prefix`` goes before the first local header, ``gap_before[i]`` before member i,
     ``before_cd`` between the last member and the central directory, ``comment`` is the ZIP
     comment and ``suffix`` goes after the end record. ``zip64_end`` adds the (optional) ZIP64
-    end record and locator. Offsets count from the start of the file, so each extra byte
-    string is an exact, self-consistent record layout a lax reader accepts.
+    end record and locator; ``zip64_fields`` puts every size and offset in ZIP64 extra fields
+    (local headers and central directory), as a writer may for members of any size. Offsets
+    count from the start of the file, so each extra byte string gives a self-consistent
+    layout that a lax reader accepts.
     """
     out = bytearray(prefix)
     central = bytearray()
     for i, (name, data) in enumerate(members):
         out += (gap_before or {}).get(i, b"")
-        crc, offset = zlib.crc32(data), len(out)
-        out += struct.pack("<4s5H3L2H", b"PK\x03\x04", 20, 0, 0, 0, 33, crc, len(data),
-                           len(data), len(name), 0) + name + data
-        central += struct.pack("<4s4B4HL2L5H2L", b"PK\x01\x02", 20, 3, 20, 0, 0, 0, 0, 33, crc,
-                               len(data), len(data), len(name), 0, 0, 0, 0, 0, offset) + name
+        crc, offset, size = zlib.crc32(data), len(out), len(data)
+        local_extra = central_extra = b""
+        local_size = central_size = size
+        central_offset = offset
+        if zip64_fields:
+            local_extra = struct.pack("<2H2Q", 1, 16, size, size)
+            central_extra = struct.pack("<2H3Q", 1, 24, size, size, offset)
+            local_size = central_size = central_offset = 0xFFFFFFFF
+        out += struct.pack("<4s5H3L2H", b"PK\x03\x04", 45, 0, 0, 0, 33, crc, local_size,
+                           local_size, len(name), len(local_extra)) + name + local_extra + data
+        central += struct.pack("<4s4B4HL2L5H2L", b"PK\x01\x02", 45, 3, 45, 0, 0, 0, 0, 33, crc,
+                               central_size, central_size, len(name), len(central_extra), 0, 0,
+                               0, 0, central_offset) + name + central_extra
     out += before_cd
     cd_offset = len(out)
     out += central

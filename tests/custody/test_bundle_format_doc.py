@@ -140,6 +140,8 @@ ATTACKS = {
     "untouched": lambda case: None,
     "zip64 end records (allowed)": lambda case: write_zip(
         case.bundle, raw_members(case.bundle), zip64_end=True),
+    "zip64 fields everywhere (allowed)": lambda case: write_zip(
+        case.bundle, raw_members(case.bundle), zip64_fields=True, zip64_end=True),
     "flipped byte": lambda case: flip_byte(case.bundle, "etc/passwd"),
     "member deleted": lambda case: rewrite(
         case.bundle, drop=next(n for n, _ in raw_members(case.bundle)).decode()),
@@ -190,5 +192,6 @@ def test_documented_verifier_decides_as_check_bundle(tmp_path, sealed_case, atta
     done = run_snippet(tmp_path, sealed_case.bundle, sealed_case.keyring.alice.key.public.b64)
     doc_ok = done.returncode == 0
     assert doc_ok == report.ok, (done.stderr[-400:], [str(p) for p in report.problems])
-    allowed = {"untouched", "zip64 end records (allowed)", "untrusted signature first (ignored)"}
+    allowed = {"untouched", "zip64 end records (allowed)", "zip64 fields everywhere (allowed)",
+               "untrusted signature first (ignored)"}
     assert report.ok == (attack in allowed)

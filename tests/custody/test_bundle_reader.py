@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import struct
 import zipfile
 
 import pytest
@@ -198,10 +199,12 @@ def check(sealed_case):
     return check_single_bundle(sealed_case.bundle, [sealed_case.keyring.alice.key.public])
 
 
-@pytest.mark.parametrize("zip64_end", [False, True])
-def test_hand_written_exact_layout_verifies(sealed_case, zip64_end):
+@pytest.mark.parametrize(("zip64_end", "zip64_fields"), [(False, False), (True, False),
+                                                         (True, True)])
+def test_hand_written_exact_layout_verifies(sealed_case, zip64_end, zip64_fields):
     """Control for the layout attacks below: the same helper, no extra bytes, verifies."""
-    write_zip(sealed_case.bundle, raw_members(sealed_case.bundle), zip64_end=zip64_end)
+    write_zip(sealed_case.bundle, raw_members(sealed_case.bundle), zip64_end=zip64_end,
+              zip64_fields=zip64_fields)
     report = check(sealed_case)
     assert report.ok, [str(p) for p in report.problems]
 
@@ -437,3 +440,15 @@ def test_manifest_listing_a_member_twice_is_reported(sealed_case):
     problem = only_problem(check(sealed_case))
     assert isinstance(problem, ManifestInvalid)
     assert problem.message == "lists a member twice"
+
+
+def test_zip64_extra_field_disagreeing_with_the_central_directory_is_reported(sealed_case):
+    """A lax reader takes the local header's ZIP64 sizes; the central directory must agree."""
+    write_zip(sealed_case.bundle, raw_members(sealed_case.bundle), zip64_fields=True)
+    data = bytearray(sealed_case.bundle.read_bytes())
+    size = struct.unpack_from("<Q", data, 30 + data[26] + 4)[0]  # first local header's extra
+    struct.pack_into("<Q", data, 30 + data[26] + 4, size + 1)
+    sealed_case.bundle.write_bytes(bytes(data))
+    problem = only_problem(check(sealed_case))
+    assert isinstance(problem, ContainerInvalid)
+    assert "local header disagrees with the central directory" in problem.message
