@@ -17,6 +17,7 @@ mismatches, the expected and observed values. The CLI turns these into one ``Err
         ├── UntrustedKey
         ├── MemberMissing / MemberUnexpected / UnsafeMemberPath
         ├── ManifestInvalid
+        ├── ContainerInvalid      (bytes outside the ZIP records a bundle allows)
         ├── LedgerBroken          (the chain, an entry's form, a torn or damaged file)
         ├── CheckpointInvalid     (a malformed or wrongly signed checkpoint)
         └── InconsistentLedger    (the ledger does not extend a checkpoint: truncation, fork)
@@ -125,6 +126,10 @@ class UnsafeMemberPath(CustodyError):
 
 class ManifestInvalid(CustodyError):
     """A manifest or envelope that is malformed or of the wrong type."""
+
+
+class ContainerInvalid(CustodyError):
+    """A bundle file that is not exactly the ZIP records the format allows, in order."""
 
 
 class LedgerBroken(CustodyError):

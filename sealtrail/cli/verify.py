@@ -19,7 +19,8 @@ from sealtrail.terminal import printable
 @trust_option("Public key to trust (repeatable); pins who may have opened the case.")
 @click.option("--checkpoint", "checkpoints", multiple=True,
               type=click.Path(path_type=Path, exists=True, dir_okay=False),
-              help="A checkpoint held elsewhere; the ledger must extend it (repeatable).")
+              help="A checkpoint held elsewhere; the case's ledger must extend it "
+                   "(repeatable; case folders only).")
 @json_option
 def command(target: Path, trust_paths: tuple[Path, ...], checkpoints: tuple[Path, ...],
             as_json: bool) -> None:
@@ -38,6 +39,9 @@ def command(target: Path, trust_paths: tuple[Path, ...], checkpoints: tuple[Path
     elif target.is_file():
         if not trusted:
             raise UsageError("verifying a bundle on its own needs --trust PUBFILE")
+        if checkpoints:
+            # A checkpoint covers a case's ledger; a lone bundle has none to check it against.
+            raise UsageError("--checkpoint applies to a case folder, not to a single bundle")
         report = check_single_bundle(target, trusted)
     else:
         raise UsageError(f"{target} is neither a case folder nor a bundle file")

@@ -11,6 +11,9 @@ depend on Unicode normalisation and decode back to the exact source bytes. A lit
 comes from a path (it is ``%7E``); the writer appends ``~N`` only to keep two names distinct when
 they differ only in letter case, so a bundle extracts the same on case-insensitive file systems.
 State captured from a live system (processes, sockets...) is stored as ``volatile/<name>``.
+Each path has exactly one member name: ``unsafe_member_name_reason`` rejects every other
+spelling (a needless ``%XX``, lower-case hex, a ``~`` that is not a final ``~N``, N >= 2), and
+the bundle reader rejects a ``~N`` no earlier member made necessary.
 """
 
 from __future__ import annotations
@@ -57,28 +60,60 @@ def volatile_member_name(name: str) -> str:
     return VOLATILE_PREFIX + name
 
 
+def split_dedup_suffix(name: str) -> tuple[str, int]:
+    """``(name without its ~N suffix, N)``; N is 1 when there is no suffix.
+
+    Call only on a name ``unsafe_member_name_reason`` accepted: there a ``~`` appears only as
+    the suffix ``~N``, N a decimal number >= 2 without leading zeros, at the very end.
+    """
+    base, tilde, number = name.rpartition("~")
+    return (base, int(number)) if tilde else (name, 1)
+
+
 def decode_member_name(name: str) -> bytes:
-    """The source path bytes a member name stands for (``~N`` de-duplication suffix removed)."""
-    body = name[len(DATA_PREFIX) :]
-    body = body.split("~", 1)[0]
-    out = bytearray()
-    i = 0
-    while i < len(body):
-        if body[i] == "%":
-            out.append(int(body[i + 1 : i + 3], 16))
-            i += 3
-        else:
-            out.append(ord(body[i]))
-            i += 1
-    return bytes(out)
+    """The source path bytes a data member name stands for (``~N`` suffix removed).
+
+    Raises:
+        ValueError: ``name`` is not a data member name in its one canonical encoding.
+    """
+    reason = unsafe_member_name_reason(name)
+    if reason or not name.startswith(DATA_PREFIX):
+        raise ValueError(f"not a canonical data member name: {name!r} ({reason or 'not data/'})")
+    body = split_dedup_suffix(name)[0][len(DATA_PREFIX) :]
+    return re.sub(rb"%([0-9A-F]{2})", lambda m: bytes([int(m.group(1), 16)]),
+                  body.encode("ascii"))
+
+
+_DEDUP_SUFFIX_RE = re.compile(r"~[1-9][0-9]*$")
+
+
+def _encoding_reason(body: str) -> str | None:
+    """Why the text after ``data/`` is not the one encoding of some path bytes, or None."""
+    suffix = _DEDUP_SUFFIX_RE.search(body)
+    if suffix and suffix.group() != "~1":
+        body = body[: suffix.start()]
+    if "~" in body:
+        return "has '~' other than the suffix ~N (N >= 2) at the end"
+    if any(part in ("", ".", "..") for part in body.split("/")):
+        return "has an empty, '.' or '..' component before its ~N suffix"
+    for escape in re.finditer(r"%(.{0,2})", body):
+        digits = escape.group(1)
+        if not re.fullmatch(r"[0-9A-F]{2}", digits):
+            return "has a malformed %-escape"
+        byte = int(digits, 16)
+        if byte in _SAFE:
+            return f"escapes a byte that is written as itself (%{digits} for {chr(byte)!r})"
+    return None
 
 
 def unsafe_member_name_reason(name: str) -> str | None:
-    """Why ``name`` cannot be extracted safely, or None if it can.
+    """Why ``name`` is not a member name the format allows, or None if it is.
 
     Rejects what could escape a destination folder or be read two ways: absolute paths, ``..``
     or ``.`` components, empty components, backslashes, drive letters, NUL and other control
-    characters, and anything outside the encoded alphabet.
+    characters, names outside ``data/`` and ``volatile/``, anything outside the encoded
+    alphabet, and every spelling of a path other than the one ``encode_member_name`` writes
+    (docs/bundle-format.md section 2).
     """
     if name == MANIFEST_MEMBER:
         return None
@@ -93,11 +128,15 @@ def unsafe_member_name_reason(name: str) -> str | None:
     parts = name.split("/")
     if any(part in ("", ".", "..") for part in parts):
         return "has an empty, '.' or '..' component"
+    if name.startswith(VOLATILE_PREFIX):
+        if not _VOLATILE_NAME_RE.fullmatch(name[len(VOLATILE_PREFIX) :]):
+            return "is not a volatile capture name (volatile/ then [a-z0-9][a-z0-9_.-]{0,63})"
+        return None
+    if not name.startswith(DATA_PREFIX):
+        return f"is outside data/ (only data/..., volatile/... and {MANIFEST_MEMBER} may appear)"
     if not _NAME_RE.match(name):
         return "has characters outside the bundle name alphabet"
-    if re.search(r"%(?![0-9A-F]{2})", name):
-        return "has a malformed %-escape"
-    return None
+    return _encoding_reason(name[len(DATA_PREFIX) :])
 
 
 def fold_name(name: str) -> str:

@@ -1,11 +1,18 @@
 """Reading and checking a bundle.
 
 Order of checks for one bundle (``check_bundle``), each reported with the bundle and member:
-1. The file is a ZIP whose central directory parses; member names are unique after case
-   folding and safe to extract (no absolute paths, ``..``, drive letters, NUL, backslashes).
+1. The file is exactly the ZIP records the format allows, each starting where the previous
+   ends: no bytes before the first local header, between records or after the end records, no
+   comment, local headers agreeing with the central directory (``zip_layout.read_layout``;
+   the first departure stops the check, since offsets can no longer be trusted). Member names
+   are in their one canonical encoding (``bundle_format.unsafe_member_name_reason``: under
+   ``data/`` or ``volatile/``, no absolute paths, ``..``, drive letters, NUL, backslashes, no
+   needless ``%XX``, ``~N`` only as a needed de-duplication suffix), unique after case
+   folding, and ``manifest.dsse.json`` is the last member.
 2. ``manifest.dsse.json`` exists and is a DSSE envelope of the manifest payload type, signed by
    a trusted key (signature checked over the exact payload bytes before they are parsed).
-3. The payload is canonical JSON of the expected kind and version, naming this bundle id.
+3. The payload is canonical JSON of the expected kind and version, naming this bundle id; its
+   ``totals`` match its member and entry records; its base64 fields are strict.
 4. Member set: every manifest member is in the ZIP (else MemberMissing); every ZIP member is in
    the manifest (else MemberUnexpected).
 5. Each member is stored uncompressed, its local header names the same member as the central
@@ -17,8 +24,7 @@ Order of checks for one bundle (``check_bundle``), each reported with the bundle
 from __future__ import annotations
 
 import hashlib
-import struct
-import zipfile
+from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,12 +36,15 @@ from sealtrail.custody.bundle_format import (
     MANIFEST_MEMBER,
     MANIFEST_TYPE,
     fold_name,
+    split_dedup_suffix,
     unsafe_member_name_reason,
 )
-from sealtrail.custody.canonical import NotCanonicalError, parse_canonical_json
+from sealtrail.custody.canonical import NotCanonicalError, parse_canonical_json, strict_b64decode
 from sealtrail.custody.envelope import Envelope, VerifiedPayload
 from sealtrail.custody.keys import PublicKey
+from sealtrail.custody.zip_layout import ZipMember, read_layout
 from sealtrail.errors import (
+    ContainerInvalid,
     CustodyError,
     HashMismatch,
     ManifestInvalid,
@@ -45,19 +54,13 @@ from sealtrail.errors import (
     UnsafeMemberPath,
 )
 
-_LOCAL_HEADER = struct.Struct("<4s5H3L2H")
+__all__ = ["BundleCheck", "BundleFile", "MemberWindow", "ZipMember", "check_bundle"]
+
+_STORED = 0
 _CHUNK = 1 << 20
 MAX_MANIFEST_BYTES = 1 << 30
-
-
-@dataclass(frozen=True, slots=True)
-class ZipMember:
-    name: str
-    header_offset: int
-    compress_size: int
-    file_size: int
-    compress_type: int
-
+# Base64 fields of a manifest's ``source`` objects (section 4 of the format).
+_SOURCE_B64_FIELDS = ("path_b64", "link_target_b64")
 
 @dataclass
 class BundleCheck:
@@ -84,18 +87,13 @@ class BundleFile:
         except OSError as exc:
             raise ManifestInvalid(self.where, f"cannot open: {exc.strerror}") from exc
         try:
-            zf = zipfile.ZipFile(self._file)
-        except (zipfile.BadZipFile, OSError, ValueError) as exc:
+            self.members: list[ZipMember] = read_layout(self._file, self.where)
+        except OSError as exc:
             self._file.close()
-            raise ManifestInvalid(self.where, f"not a readable ZIP file ({exc})") from exc
-        # orig_filename: zipfile truncates names at a NUL; the raw name must be judged.
-        self.members: list[ZipMember] = [
-            ZipMember(
-                i.orig_filename, i.header_offset, i.compress_size, i.file_size, i.compress_type
-            )
-            for i in zf.infolist()
-        ]
-        zf.close()
+            raise ContainerInvalid(self.where, f"cannot read: {exc.strerror}") from exc
+        except CustodyError:
+            self._file.close()
+            raise
 
     def close(self) -> None:
         self._file.close()
@@ -107,26 +105,12 @@ class BundleFile:
         self.close()
 
     def _data_offset(self, member: ZipMember) -> int:
-        self._file.seek(member.header_offset)
-        header = self._file.read(_LOCAL_HEADER.size)
-        if len(header) != _LOCAL_HEADER.size or header[:4] != b"PK\x03\x04":
-            raise ManifestInvalid(f"{self.where} member {member.name}", "bad local header")
-        name_len, extra_len = _LOCAL_HEADER.unpack(header)[-2:]
-        local_name = self._file.read(name_len)
-        if local_name != member.name.encode("utf-8") and local_name != member.name.encode(
-            "cp437", "replace"
-        ):
-            raise UnsafeMemberPath(
-                f"{self.where} member {member.name}",
-                "local header names a different member",
-                expected=member.name,
-                observed=local_name.decode("utf-8", "backslashreplace"),
-            )
-        return member.header_offset + _LOCAL_HEADER.size + name_len + extra_len
+        """Where the member's bytes begin (its local header was checked when opening)."""
+        return member.data_offset
 
     def iter_raw(self, member: ZipMember) -> Iterator[bytes]:
         """The stored bytes of ``member``, in chunks; STORED members only."""
-        if member.compress_type != zipfile.ZIP_STORED:
+        if member.compress_type != _STORED:
             raise ManifestInvalid(
                 f"{self.where} member {member.name}", "member is compressed; bundles store only"
             )
@@ -147,7 +131,7 @@ class BundleFile:
 
     def open_member(self, member: ZipMember) -> MemberWindow:
         """A read-only, seekable stream of a stored member's bytes (its own file handle)."""
-        if member.compress_type != zipfile.ZIP_STORED:
+        if member.compress_type != _STORED:
             raise ManifestInvalid(
                 f"{self.where} member {member.name}", "member is compressed; bundles store only"
             )
@@ -184,7 +168,8 @@ class MemberWindow(WindowStream):
 
 
 def check_names(bundle: BundleFile) -> list[CustodyError]:
-    """Step 1: names that are unsafe, or that collide exactly or after case folding."""
+    """Step 1: names that are unsafe or not canonical, that collide exactly or after case
+    folding, or that carry a ``~N`` suffix no earlier member made necessary."""
     problems: list[CustodyError] = []
     seen: dict[str, str] = {}
     for member in bundle.members:
@@ -198,7 +183,74 @@ def check_names(bundle: BundleFile) -> list[CustodyError]:
             problems.append(
                 UnsafeMemberPath(where, f"duplicate member name (collides with {seen[key]!r})")
             )
+        elif needless := _needless_suffix(member.name, seen):
+            problems.append(UnsafeMemberPath(where, needless))
         seen[key] = member.name
+    return problems
+
+
+def _needless_suffix(name: str, seen: dict[str, str]) -> str | None:
+    """The writer gives ``base~N`` only when ``base``, ``base~2`` .. ``base~(N-1)`` (after case
+    folding) were all taken by earlier members; any other ``~N`` is a second spelling."""
+    base, number = split_dedup_suffix(name)
+    for n in range(1, number):
+        earlier = base if n == 1 else f"{base}~{n}"
+        if fold_name(earlier) not in seen:
+            return (f"unsafe member name: suffix ~{number} without an earlier member "
+                    f"{earlier!r} (case folded) that made it necessary")
+    return None
+
+
+def check_order(bundle: BundleFile) -> list[CustodyError]:
+    """Step 1: ``manifest.dsse.json`` is the last member (a missing one is step 2's to say)."""
+    names = [member.name for member in bundle.members]
+    if MANIFEST_MEMBER not in names or names[-1] == MANIFEST_MEMBER:
+        return []
+    return [ContainerInvalid(bundle.where, f"{MANIFEST_MEMBER} is not the last member",
+                             expected=MANIFEST_MEMBER, observed=names[-1])]
+
+
+def check_totals(manifest: dict[str, Any], where: str) -> list[CustodyError]:
+    """Step 3: ``totals`` says what the member and entry records say (count, bytes, outcomes)."""
+    members, entries = manifest["members"], manifest.get("entries")
+    if not isinstance(entries, list) or not all(
+        isinstance(record, dict) and isinstance(record.get("outcome"), str)
+        for record in [*members, *entries]
+    ):
+        return [ManifestInvalid(f"{where} manifest", "malformed member or entry records")]
+    expected = {
+        "members": len(members),
+        "bytes": sum(m.get("size", 0) for m in members if isinstance(m.get("size"), int)),
+        "outcomes": dict(Counter(r["outcome"] for r in [*members, *entries])),
+    }
+    totals = manifest.get("totals")
+    if not isinstance(totals, dict) or set(totals) != set(expected):
+        return [ManifestInvalid(f"{where} manifest", "totals must hold exactly members, bytes, "
+                                "outcomes", expected=sorted(expected),
+                                observed=sorted(totals) if isinstance(totals, dict) else totals)]
+    return [
+        ManifestInvalid(f"{where} manifest", f"totals.{key} does not match the records",
+                        expected=value, observed=totals[key])
+        for key, value in expected.items() if totals[key] != value
+    ]
+
+
+def check_manifest_base64(manifest: dict[str, Any], where: str) -> list[CustodyError]:
+    """Step 3: every ``path_b64`` and ``link_target_b64`` of a source is strict base64."""
+    problems: list[CustodyError] = []
+    for kind in ("members", "entries"):
+        records = manifest.get(kind)
+        for i, record in enumerate(records if isinstance(records, list) else []):
+            source = record.get("source") if isinstance(record, dict) else None
+            for key in _SOURCE_B64_FIELDS:
+                if not isinstance(source, dict) or key not in source:
+                    continue
+                try:
+                    strict_b64decode(source[key])
+                except NotCanonicalError as exc:
+                    problems.append(ManifestInvalid(
+                        f"{where} manifest {kind}[{i}]", f"source.{key} is not strict base64: "
+                        f"{exc}", observed=source[key]))
     return problems
 
 
@@ -237,6 +289,9 @@ def manifest_members(manifest: dict[str, Any], where: str) -> dict[str, dict[str
             or not isinstance(item.get("size"), int)
         ):
             raise ManifestInvalid(f"{where} manifest", "malformed member record")
+        if item["name"] in out:  # a second record for one member could carry another hash
+            raise ManifestInvalid(f"{where} manifest", "lists a member twice",
+                                  observed=item["name"])
         out[item["name"]] = item
     return out
 
@@ -277,6 +332,7 @@ def check_bundle(path: Path, trusted: Iterable[PublicKey]) -> BundleCheck:
         return result
     with bundle:
         result.problems.extend(check_names(bundle))
+        result.problems.extend(check_order(bundle))
         try:
             manifest, verified = open_manifest(bundle, trusted)
             expected = manifest_members(manifest, bundle.where)
@@ -286,6 +342,8 @@ def check_bundle(path: Path, trusted: Iterable[PublicKey]) -> BundleCheck:
         result.manifest, result.manifest_payload = manifest, verified.payload
         result.signer = verified.signer
         result.bundle_id = manifest.get("bundle_id")
+        result.problems.extend(check_totals(manifest, bundle.where))
+        result.problems.extend(check_manifest_base64(manifest, bundle.where))
         stem = path.name.removesuffix(".stb")
         if result.bundle_id != stem:
             result.problems.append(

@@ -8,12 +8,18 @@ short escapes and ``\\u00XX`` for other control characters), so any JCS implemen
 reproduce them. Every value is checked before serialising so an out-of-domain value is an error
 at write time rather than an unverifiable record later.
 
+Base64 in signed or verified data is read by ``strict_b64decode``: the standard alphabet with
+padding (RFC 4648 section 4), zero pad bits, no whitespace, so each byte string has exactly one
+spelling and two verifiers cannot read different bytes out of one text.
+
 DSSE's PAE (pre-authentication encoding) binds a payload type to the payload, so a signature
 over one kind of message cannot be replayed as another.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 from typing import Any
 
 import orjson
@@ -96,6 +102,27 @@ def parse_canonical_json(data: bytes) -> Any:
     if canonical_json(value) != data:
         raise NotCanonicalError("JSON is not in canonical form")
     return value
+
+
+def strict_b64decode(text: object) -> bytes:
+    """Decode base64 that is in its one canonical spelling (see the module docstring).
+
+    ``base64.b64decode(validate=True)`` alone still accepts non-zero pad bits (``QR==`` and
+    ``QQ==`` both give ``A``); re-encoding the result and comparing rejects every second
+    spelling, missing or extra padding included.
+
+    Raises:
+        NotCanonicalError: ``text`` is not a str, or not canonical standard base64.
+    """
+    if not isinstance(text, str):
+        raise NotCanonicalError(f"base64 value is a {type(text).__name__}, not a string")
+    try:
+        raw = base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        raise NotCanonicalError("not valid base64 (standard alphabet, padded)") from None
+    if base64.b64encode(raw).decode("ascii") != text:
+        raise NotCanonicalError("base64 is not in canonical form (non-zero pad bits or padding)")
+    return raw
 
 
 def pretty_json(value: Any) -> str:

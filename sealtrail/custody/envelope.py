@@ -5,20 +5,28 @@ Envelope JSON: ``{"payloadType": str, "payload": base64(payload bytes),
 ``PAE(payloadType, payload)``. The verifier checks the signature over the exact payload bytes
 before it parses them, so no canonical form of the payload is needed to verify it.
 
-Checks, in order: the envelope parses and has the fields; its payload type is the one the caller
-expects (a ledger entry cannot be replayed as a manifest); at least one signature is by a trusted
-key and verifies; any signature that names a trusted key id but fails to verify rejects the
-envelope (a tampered signature is never silently outvoted by another).
+Checks, in order: the envelope is canonical JSON (docs/bundle-format.md section 3) with exactly
+the keys ``payload``, ``payloadType``, ``signatures`` and, in each signature, ``keyid`` and
+``sig``; every base64 value (``payload`` and every ``sig``, trusted key or not) is strict
+(``strict_b64decode``), so no verifier reads other bytes out of it than this one; its payload
+type is the one the caller expects (a ledger entry cannot be replayed as a manifest); at least
+one signature is by a trusted key and verifies; any signature that names a trusted key id but
+fails to verify rejects the envelope (a tampered signature is never silently outvoted by another).
 """
 
 from __future__ import annotations
 
 import base64
-import binascii
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from sealtrail.custody.canonical import NotCanonicalError, canonical_json, pae, parse_json
+from sealtrail.custody.canonical import (
+    NotCanonicalError,
+    canonical_json,
+    pae,
+    parse_canonical_json,
+    strict_b64decode,
+)
 from sealtrail.custody.keys import PublicKey, SigningKey
 from sealtrail.errors import ManifestInvalid, SignatureInvalid, UntrustedKey
 
@@ -43,13 +51,15 @@ def sign_envelope(payload_type: str, payload: bytes, key: SigningKey) -> bytes:
     )
 
 
+_ENVELOPE_KEYS = frozenset({"payload", "payloadType", "signatures"})
+_SIGNATURE_KEYS = frozenset({"keyid", "sig"})
+
+
 def _b64(value: object, where: str, field: str) -> bytes:
-    if not isinstance(value, str):
-        raise ManifestInvalid(where, f"envelope {field} is not a string")
     try:
-        return base64.b64decode(value, validate=True)
-    except (binascii.Error, ValueError):
-        raise ManifestInvalid(where, f"envelope {field} is not valid base64") from None
+        return strict_b64decode(value)
+    except NotCanonicalError as exc:
+        raise ManifestInvalid(where, f"envelope {field} is not strict base64: {exc}") from None
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,19 +71,27 @@ class Envelope:
     @classmethod
     def parse(cls, data: bytes, where: str) -> Envelope:
         try:
-            obj = parse_json(data)
-        except NotCanonicalError:
-            raise ManifestInvalid(where, "signature envelope is not JSON") from None
-        if not isinstance(obj, dict) or not isinstance(obj.get("payloadType"), str):
+            obj = parse_canonical_json(data)
+        except NotCanonicalError as exc:
+            raise ManifestInvalid(where, f"signature envelope is not canonical JSON: {exc}") \
+                from None
+        if not isinstance(obj, dict) or set(obj) != _ENVELOPE_KEYS:
+            raise ManifestInvalid(
+                where, "signature envelope does not have exactly its keys",
+                expected=sorted(_ENVELOPE_KEYS),
+                observed=sorted(obj) if isinstance(obj, dict) else type(obj).__name__,
+            )
+        if not isinstance(obj["payloadType"], str):
             raise ManifestInvalid(where, "signature envelope has no payloadType")
-        sigs = obj.get("signatures")
+        sigs = obj["signatures"]
         if not isinstance(sigs, list) or not sigs:
             raise ManifestInvalid(where, "signature envelope has no signatures")
         parsed = []
-        for item in sigs:
-            if not isinstance(item, dict) or not isinstance(item.get("keyid"), str):
-                raise ManifestInvalid(where, "signature envelope has a malformed signature")
-            parsed.append((item["keyid"], _b64(item.get("sig"), where, "sig")))
+        for i, item in enumerate(sigs):
+            if (not isinstance(item, dict) or set(item) != _SIGNATURE_KEYS
+                    or not isinstance(item["keyid"], str)):
+                raise ManifestInvalid(where, f"signature envelope has a malformed signature {i}")
+            parsed.append((item["keyid"], _b64(item["sig"], where, f"signature {i} sig")))
         return cls(obj["payloadType"], _b64(obj.get("payload"), where, "payload"), tuple(parsed))
 
     def signer_key_ids(self) -> list[str]:

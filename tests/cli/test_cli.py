@@ -91,6 +91,29 @@ def test_verify_single_bundle_needs_trust(flow, run):
     assert ok.exit_code == 0, ok.output
 
 
+def test_verify_single_bundle_with_a_checkpoint_is_a_usage_error(flow, run):
+    """A checkpoint covers a case's ledger; ignoring it and printing OK would be a false OK."""
+    checkpoint = flow["tmp"] / "counsel.txt"
+    checkpoint.write_text("sealtrail case\n1\nAAAA\n")
+    result = run("verify", flow["summary"]["bundle"], "--trust", flow["keys"] / "alice.pub",
+                 "--checkpoint", checkpoint)
+    assert result.exit_code == 2
+    assert result.output.strip() == (
+        "Error: --checkpoint applies to a case folder, not to a single bundle"
+    )
+
+
+def test_verify_bundle_with_bytes_prepended_exits_1_naming_the_bundle(flow, run):
+    bundle = Path(flow["summary"]["bundle"])
+    bundle.write_bytes(b"JUNK" + bundle.read_bytes())
+    result = run("verify", bundle, "--trust", flow["keys"] / "alice.pub")
+    assert result.exit_code == 1
+    lines = result.output.splitlines()
+    assert lines[0].startswith(f"problem: bundle {bundle.name}: central directory does not end "
+                               "where the end records begin")
+    assert lines[-1].startswith(f"FAILED (1 problems): {bundle}")
+
+
 @pytest.mark.parametrize(
     ("content", "message"),
     [

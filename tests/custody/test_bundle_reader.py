@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import base64
+import struct
 import zipfile
 
 import pytest
 
 from sealtrail.custody.bundle_format import MANIFEST_MEMBER
+from sealtrail.custody.bundle_reader import BundleFile
+from sealtrail.custody.canonical import canonical_json
 from sealtrail.custody.verify import check_case, check_single_bundle
 from sealtrail.errors import (
+    ContainerInvalid,
     HashMismatch,
     ManifestInvalid,
     MemberMissing,
@@ -18,7 +23,16 @@ from sealtrail.errors import (
     UnsafeMemberPath,
     UntrustedKey,
 )
-from tests.custody.tamper import edit_manifest, flip_byte, member_named, rewrite
+from tests.custody.tamper import (
+    edit_envelope,
+    edit_manifest,
+    flip_byte,
+    member_named,
+    raw_members,
+    read_envelope,
+    rewrite,
+    write_zip,
+)
 
 
 def only_problem(report):
@@ -125,7 +139,7 @@ def test_not_a_zip_is_reported_not_raised(sealed_case):
     sealed_case.bundle.write_bytes(b"not a zip at all")
     problem = only_problem(check_single_bundle(sealed_case.bundle,
                                                [sealed_case.keyring.alice.key.public]))
-    assert isinstance(problem, ManifestInvalid)
+    assert isinstance(problem, ContainerInvalid)
     assert "not a readable ZIP file" in str(problem)
 
 
@@ -176,3 +190,265 @@ def test_bundle_is_a_plain_stored_zip(sealed_case):
         assert infos[-1].filename == MANIFEST_MEMBER
         assert all(i.compress_type == zipfile.ZIP_STORED for i in infos)
         assert zf.testzip() is None
+
+
+# --- A bundle is exactly its ZIP records (docs/bundle-format.md section 1) ---
+
+
+def check(sealed_case):
+    return check_single_bundle(sealed_case.bundle, [sealed_case.keyring.alice.key.public])
+
+
+@pytest.mark.parametrize(("zip64_end", "zip64_fields"), [(False, False), (True, False),
+                                                         (True, True)])
+def test_hand_written_exact_layout_verifies(sealed_case, zip64_end, zip64_fields):
+    """Control for the layout attacks below: the same helper, no extra bytes, verifies."""
+    write_zip(sealed_case.bundle, raw_members(sealed_case.bundle), zip64_end=zip64_end,
+              zip64_fields=zip64_fields)
+    report = check(sealed_case)
+    assert report.ok, [str(p) for p in report.problems]
+
+
+def test_bytes_prepended_to_bundle_are_reported(sealed_case):
+    """``cat junk bundle``: zipfile shifts every offset to fit and reads the members."""
+    sealed_case.bundle.write_bytes(b"JUNK" * 4 + sealed_case.bundle.read_bytes())
+    problem = only_problem(check(sealed_case))
+    assert isinstance(problem, ContainerInvalid)
+    assert problem.where == f"bundle {sealed_case.bundle.name}"
+    assert "central directory does not end where the end records begin" in problem.message
+    assert problem.observed - problem.expected == 16
+
+
+def test_bytes_before_the_first_local_header_with_offsets_fixed_up_are_reported(sealed_case):
+    members = raw_members(sealed_case.bundle)
+    write_zip(sealed_case.bundle, members, prefix=b"hidden evidence")
+    problem = only_problem(check(sealed_case))
+    assert isinstance(problem, ContainerInvalid)
+    assert problem.where.endswith(f"member {members[0][0].decode()}")
+    assert "bytes before the first local header" in problem.message
+    assert (problem.expected, problem.observed) == (0, len(b"hidden evidence"))
+
+
+def test_bytes_between_members_are_reported(sealed_case):
+    members = raw_members(sealed_case.bundle)
+    write_zip(sealed_case.bundle, members, gap_before={len(members) - 1: b"x" * 7})
+    problem = only_problem(check(sealed_case))
+    assert isinstance(problem, ContainerInvalid)
+    assert problem.where.endswith(f"member {MANIFEST_MEMBER}")
+    assert "bytes between members" in problem.message
+    assert problem.observed - problem.expected == 7
+
+
+def test_bytes_between_last_member_and_central_directory_are_reported(sealed_case):
+    write_zip(sealed_case.bundle, raw_members(sealed_case.bundle), before_cd=b"x" * 5)
+    problem = only_problem(check(sealed_case))
+    assert isinstance(problem, ContainerInvalid)
+    assert "does not end where the central directory begins" in problem.message
+    assert problem.expected - problem.observed == 5
+
+
+def test_bytes_appended_after_the_end_record_are_reported(sealed_case):
+    sealed_case.bundle.write_bytes(sealed_case.bundle.read_bytes() + b"appended")
+    problem = only_problem(check(sealed_case))
+    assert isinstance(problem, ContainerInvalid)
+    assert "bytes after the end of central directory record" in problem.message
+    assert problem.observed == len(b"appended")
+
+
+def test_zip_comment_is_reported(sealed_case):
+    write_zip(sealed_case.bundle, raw_members(sealed_case.bundle), comment=b"note to self")
+    problem = only_problem(check(sealed_case))
+    assert isinstance(problem, ContainerInvalid)
+    assert "has a ZIP comment; a bundle has none" in problem.message
+    assert problem.observed == len(b"note to self")
+
+
+def test_manifest_not_the_last_member_is_reported(sealed_case):
+    members = raw_members(sealed_case.bundle)
+    write_zip(sealed_case.bundle, [members[-1], *members[:-1]])
+    problem = only_problem(check(sealed_case))
+    assert isinstance(problem, ContainerInvalid)
+    assert problem.message == "manifest.dsse.json is not the last member"
+    assert problem.observed == members[-2][0].decode()
+
+
+def test_local_header_naming_another_member_is_reported(sealed_case):
+    members = raw_members(sealed_case.bundle)
+    data = sealed_case.bundle.read_bytes()
+    name = members[0][0]
+    local = data.index(name)  # the first occurrence is in the first local header
+    swapped = name[:-1] + (b"X" if name[-1:] != b"X" else b"Y")
+    sealed_case.bundle.write_bytes(data[:local] + swapped + data[local + len(name):])
+    problem = only_problem(check(sealed_case))
+    assert isinstance(problem, ContainerInvalid)
+    assert problem.message == "local header names a different member"
+    assert (problem.expected, problem.observed) == (name.decode(), swapped.decode())
+
+
+# --- The manifest's totals match its records ---
+
+
+@pytest.mark.parametrize(
+    ("key", "change"),
+    [
+        ("members", lambda totals: totals["members"] + 1),
+        ("bytes", lambda totals: totals["bytes"] - 1),
+        ("outcomes", lambda totals: {**totals["outcomes"], "missing": 99}),
+    ],
+)
+def test_totals_that_do_not_match_the_members_are_reported(sealed_case, key, change):
+    old = {}
+
+    def edit(manifest):
+        old.update(manifest["totals"])
+        manifest["totals"][key] = change(manifest["totals"])
+
+    edit_manifest(sealed_case.bundle, edit, resign_with=sealed_case.keyring.alice.key)
+    problem = only_problem(check(sealed_case))
+    assert isinstance(problem, ManifestInvalid)
+    assert problem.where == f"bundle {sealed_case.bundle.name} manifest"
+    assert problem.message == f"totals.{key} does not match the records"
+    assert problem.expected == old[key]
+    assert problem.observed == change(old)
+
+
+# --- Member names: under data/, one encoding each (section 2) ---
+
+
+def test_member_outside_data_gets_its_own_message(sealed_case):
+    rewrite(sealed_case.bundle, add={"etc/cron.d/evil": b"x"})
+    unsafe = [p for p in check(sealed_case).problems if isinstance(p, UnsafeMemberPath)]
+    assert [p.message for p in unsafe] == [
+        "unsafe member name: is outside data/ (only data/..., volatile/... and "
+        "manifest.dsse.json may appear)"
+    ]
+    assert unsafe[0].where.endswith("member 'etc/cron.d/evil'")
+
+
+@pytest.mark.parametrize(
+    ("spelling", "reason"),
+    [
+        ("data/%65tc/passwd", "escapes a byte that is written as itself (%65 for 'e')"),
+        ("data/etc%2Fpasswd", "escapes a byte that is written as itself (%2F for '/')"),
+        ("data/etc/passw%64", "escapes a byte that is written as itself (%64 for 'd')"),
+        ("data/etc~2/passwd", "has '~' other than the suffix ~N (N >= 2) at the end"),
+        ("data/etc/passwd~1", "has '~' other than the suffix ~N (N >= 2) at the end"),
+        ("data/etc/passwd~02", "has '~' other than the suffix ~N (N >= 2) at the end"),
+        ("data/etc/passwd~2", "suffix ~2 without an earlier member 'data/etc/passwd'"),
+    ],
+)
+def test_second_spelling_of_a_member_name_is_rejected(sealed_case, spelling, reason):
+    stored: dict[str, bytes] = {}
+    with BundleFile(sealed_case.bundle) as src:
+        for m in src.members:
+            stored[m.name] = b"".join(src.iter_raw(m))
+    members = [(n.encode(), d) for n, d in stored.items() if n != MANIFEST_MEMBER]
+    members = [(spelling.encode() if n == b"data/etc/passwd" else n, d) for n, d in members]
+    write_zip(sealed_case.bundle, [*members, (MANIFEST_MEMBER.encode(), stored[MANIFEST_MEMBER])])
+
+    def edit(manifest):
+        for member in manifest["members"]:
+            if member["name"] == "data/etc/passwd":
+                member["name"] = spelling
+
+    edit_manifest(sealed_case.bundle, edit, resign_with=sealed_case.keyring.alice.key)
+    problem = only_problem(check(sealed_case))
+    assert isinstance(problem, UnsafeMemberPath)
+    assert problem.where.endswith(f"member {spelling!r}")
+    assert reason in problem.message
+
+
+# --- Base64 is strict everywhere (sections 3 and 4) ---
+
+
+def with_pad_bits(text: str) -> str:
+    """The same bytes in a second base64 spelling: a pad bit set in the last data symbol."""
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+    body = text.rstrip("=")
+    assert len(body) < len(text), "no padding, so no pad bits"
+    last = alphabet.index(body[-1])
+    spelling = body[:-1] + alphabet[last | 1] + text[len(body):]
+    assert spelling != text
+    assert base64.b64decode(spelling) == base64.b64decode(text)
+    return spelling
+
+
+def test_signature_base64_with_nonzero_pad_bits_is_rejected(sealed_case):
+    def edit(envelope):
+        envelope["signatures"][0]["sig"] = with_pad_bits(envelope["signatures"][0]["sig"])
+
+    edit_envelope(sealed_case.bundle, edit)
+    problem = only_problem(check(sealed_case))
+    assert isinstance(problem, ManifestInvalid)
+    assert problem.message.startswith("envelope signature 0 sig is not strict base64")
+
+
+def test_payload_base64_with_nonzero_pad_bits_is_rejected(sealed_case):
+    def edit(manifest):  # make the payload length not a multiple of 3: base64 padding
+        while len(canonical_json(manifest)) % 3 == 0:
+            manifest["collection"]["examiner"] += " "
+
+    edit_manifest(sealed_case.bundle, edit, resign_with=sealed_case.keyring.alice.key)
+    assert check(sealed_case).ok
+    edit_envelope(sealed_case.bundle,
+                  lambda envelope: envelope.update(payload=with_pad_bits(envelope["payload"])))
+    problem = only_problem(check(sealed_case))
+    assert isinstance(problem, ManifestInvalid)
+    assert problem.message.startswith("envelope payload is not strict base64")
+
+
+def test_source_path_b64_with_nonzero_pad_bits_is_rejected(sealed_case):
+    def edit(manifest):
+        manifest["members"][0]["source"]["path_b64"] = "QR=="  # 'QQ==' spelled otherwise
+
+    edit_manifest(sealed_case.bundle, edit, resign_with=sealed_case.keyring.alice.key)
+    problem = only_problem(check(sealed_case))
+    assert isinstance(problem, ManifestInvalid)
+    assert problem.where == f"bundle {sealed_case.bundle.name} manifest members[0]"
+    assert problem.message.startswith("source.path_b64 is not strict base64")
+    assert problem.observed == "QR=="
+
+
+def test_envelope_with_a_duplicate_key_is_rejected(sealed_case):
+    """Parsers differ on duplicate keys (first or last wins): the envelope must be canonical."""
+    envelope = read_envelope(sealed_case.bundle)
+    data = canonical_json(envelope)
+    forged = b'{"payload":"e30=",' + data[1:]
+    rewrite(sealed_case.bundle, replace={MANIFEST_MEMBER: forged})
+    problem = only_problem(check(sealed_case))
+    assert isinstance(problem, ManifestInvalid)
+    assert problem.message.startswith("signature envelope is not canonical JSON")
+
+
+def test_envelope_with_an_extra_key_is_rejected(sealed_case):
+    edit_envelope(sealed_case.bundle, lambda envelope: envelope.update(note="trust me"))
+    problem = only_problem(check(sealed_case))
+    assert isinstance(problem, ManifestInvalid)
+    assert problem.message == "signature envelope does not have exactly its keys"
+
+
+def test_manifest_listing_a_member_twice_is_reported(sealed_case):
+    """A second record for one name could carry another hash; the reader must not pick one."""
+    def edit(manifest):
+        twin = dict(manifest["members"][0], sha256="0" * 64)
+        manifest["members"].append(twin)
+        manifest["totals"].update(members=manifest["totals"]["members"] + 1,
+                                  bytes=manifest["totals"]["bytes"] + twin["size"])
+        manifest["totals"]["outcomes"][twin["outcome"]] += 1
+
+    edit_manifest(sealed_case.bundle, edit, resign_with=sealed_case.keyring.alice.key)
+    problem = only_problem(check(sealed_case))
+    assert isinstance(problem, ManifestInvalid)
+    assert problem.message == "lists a member twice"
+
+
+def test_zip64_extra_field_disagreeing_with_the_central_directory_is_reported(sealed_case):
+    """A lax reader takes the local header's ZIP64 sizes; the central directory must agree."""
+    write_zip(sealed_case.bundle, raw_members(sealed_case.bundle), zip64_fields=True)
+    data = bytearray(sealed_case.bundle.read_bytes())
+    size = struct.unpack_from("<Q", data, 30 + data[26] + 4)[0]  # first local header's extra
+    struct.pack_into("<Q", data, 30 + data[26] + 4, size + 1)
+    sealed_case.bundle.write_bytes(bytes(data))
+    problem = only_problem(check(sealed_case))
+    assert isinstance(problem, ContainerInvalid)
+    assert "local header disagrees with the central directory" in problem.message
