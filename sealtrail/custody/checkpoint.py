@@ -35,11 +35,11 @@ unsigned is ever parsed as a checkpoint.
 from __future__ import annotations
 
 import base64
-import binascii
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from sealtrail.custody.canonical import NotCanonicalError, strict_b64decode
 from sealtrail.custody.keys import PublicKey, SigningKey
 from sealtrail.errors import CheckpointInvalid
 
@@ -57,16 +57,10 @@ _CONTROL_RE = re.compile(r"[\x00-\x09\x0b-\x1f\x7f]")
 
 def _strict_b64decode(text: str) -> bytes | None:
     """Decode standard padded base64, or None if ``text`` is not its one canonical spelling."""
-    if not text.isascii():
-        return None
     try:
-        raw = base64.b64decode(text, validate=True)
-    except (binascii.Error, ValueError):
+        return strict_b64decode(text)
+    except NotCanonicalError:
         return None
-    # b64decode tolerates non-zero padding bits; re-encoding rejects every second spelling.
-    if base64.b64encode(raw).decode("ascii") != text:
-        return None
-    return raw
 
 
 def _valid_key_name(name: str) -> bool:

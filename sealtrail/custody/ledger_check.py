@@ -60,8 +60,6 @@ else exposes that (see ``checkpoint.py``).
 
 from __future__ import annotations
 
-import base64
-import binascii
 import dataclasses
 import re
 from collections.abc import Sequence
@@ -75,6 +73,7 @@ from sealtrail.custody.canonical import (
     canonical_json_of_part,
     pae,
     parse_json,
+    strict_b64decode,
 )
 from sealtrail.custody.keys import PublicKey, key_id_of
 from sealtrail.custody.ledger import (
@@ -192,15 +191,12 @@ def _is_int(value: object) -> bool:
 
 
 def _b64(value: object, length: int) -> bytes | None:
-    if not isinstance(value, str):
-        return None
+    """Strict base64 (``canonical.strict_b64decode``) of exactly ``length`` bytes, or None."""
     try:
-        raw = base64.b64decode(value, validate=True)
-    except (binascii.Error, ValueError):
+        raw = strict_b64decode(value)
+    except NotCanonicalError:
         return None
-    if len(raw) != length or base64.b64encode(raw).decode() != value:
-        return None
-    return raw
+    return raw if len(raw) == length else None
 
 
 def _key_record(obj: object, with_role: bool) -> tuple[PublicKey, str] | None:
@@ -292,7 +288,7 @@ def _check_form(i: int, line: bytes) -> _Parsed:
         _check_key_details(i, action, details, out)
     if not bad.intersection({"actor", "sig"}) and {"actor", "sig"} <= set(value):
         out.signer = value["actor"]["key_id"]
-        out.signature = base64.b64decode(value["sig"])
+        out.signature = strict_b64decode(value["sig"])
         out.message = _fast_signed_body(line, value) if canonical == line else None
         if out.message is None:
             try:

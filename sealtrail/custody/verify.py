@@ -23,8 +23,9 @@ unless a later check cannot run without it:
    (the entry's own size and root were checked in step 3).
 6. Bundles: every ``bundle_sealed`` entry's ``subject.bundle_id`` is a plain file name
    (``[A-Za-z0-9][A-Za-z0-9._-]{0,127}``) and its bundle is present and passes ``check_bundle``
-   (safe names, manifest signature by the key that signed that ``bundle_sealed`` entry, if the
-   ledger trusts that key at that index, member set, every member's size and SHA-256), and its
+   (exactly its ZIP records, the manifest last, one spelling per name, safe names, totals,
+   the manifest signature by the key that signed that ``bundle_sealed`` entry if the ledger
+   trusts that key at that index, the member set, every member's size and SHA-256), and its
    manifest SHA-256 equals the one in the ledger. A sealed bundle the ledger does not record
    is a problem; an unsealed ``.partial`` file and a started collection with no outcome are
    notices.
