@@ -15,8 +15,8 @@ interpreter holds after these imports, plus its job. The imports are done once, 
 server, so a worker starts in a few milliseconds, as a plain fork did.
 
 Where there is no fork server (not Unix), workers are spawned: a fresh interpreter each.
-tests/test_worker_start.py reads the memory of both kinds of worker and finds no seed (and,
-as a control, finds it in a forked child).
+tests/analysis/test_sandbox.py and tests/custody/test_image_worker.py read the memory of a
+worker of each kind and find no seed (and, as a control, find it in a forked child).
 """
 
 from __future__ import annotations
