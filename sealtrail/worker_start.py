@@ -12,7 +12,9 @@ only which modules to import ahead (`PRELOAD`) and ``sys.path``; for each worker
 that worker's file descriptors, forks, and the worker reads its own job (a pipe end, a task,
 an image path; never a key) from the starting process. A worker thus holds what a fresh
 interpreter holds after these imports, plus its job. The imports are done once, in the
-server, so a worker starts in a few milliseconds, as a plain fork did.
+server, so a worker starts in a few milliseconds, as a plain fork did; the server itself takes
+about as long to start as the ``sealtrail`` command, so commands that will need workers start
+it early (`warm_up`), and its imports run while they verify or write the ledger.
 
 Where there is no fork server (not Unix), workers are spawned: a fresh interpreter each.
 tests/analysis/test_sandbox.py and tests/custody/test_image_worker.py read the memory of a
@@ -25,7 +27,7 @@ import functools
 import multiprocessing
 import multiprocessing.context
 
-__all__ = ["PRELOAD", "worker_context"]
+__all__ = ["PRELOAD", "warm_up", "worker_context"]
 
 #: Imported once in the fork server. A worker not forked from its parent runs the parent's
 #: main script again (as ``__mp_main__``, so its ``if __name__ == "__main__"`` part does not
@@ -44,3 +46,12 @@ def worker_context() -> multiprocessing.context.BaseContext:
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload(list(PRELOAD))
     return context
+
+
+def warm_up() -> None:
+    """Start the fork server now, if workers come from one and it is not running yet: it then
+    imports `PRELOAD` while the caller does its own work before the first worker."""
+    if worker_context().get_start_method() == "forkserver":
+        import multiprocessing.forkserver
+
+        multiprocessing.forkserver.ensure_running()
