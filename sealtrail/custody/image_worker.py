@@ -6,7 +6,6 @@ it, or (at worst) corrupt its memory. `Worker` runs such work in another process
 
 - Start: from the fork server (`sealtrail.worker_start`), never as a fork of the parent, so
   the worker holds no copy of the parent's memory and its key.
-
 - Framing: that of `multiprocessing.Connection.send_bytes` (a signed 4-byte big-endian length,
   then the message), at most 16 MiB a message. The first byte says what follows: ``M`` a JSON
   object with a ``"t"`` type (never pickle: a worker whose memory was corrupted must not be able
@@ -36,6 +35,7 @@ import signal
 import tempfile
 import time
 from collections.abc import Callable, Iterator
+from multiprocessing.reduction import DupFd
 from typing import Any
 
 from sealtrail.custody.canonical import NotCanonicalError, json_text, parse_json
@@ -104,8 +104,6 @@ class SharedSlots:
 
     def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
         """What the worker receives: its two descriptors (`multiprocessing` passes them)."""
-        from multiprocessing.reduction import DupFd
-
         if self._fd < 0:
             raise ValueError("shared slots already handed to a worker")
         return _attach_slots, (DupFd(self._fd), DupFd(self.free_read))
