@@ -52,6 +52,7 @@ from sealtrail.custody.extract import read_unverified_manifest
 from sealtrail.custody.keys import PublicKey, SigningKey
 from sealtrail.custody.verify import check_case, sealed_bundles
 from sealtrail.errors import AnalysisError, CustodyError
+from sealtrail.worker_start import warm_up
 
 FS_TIMES = (
     ("mtime", "file_modified", "modified (mtime)"),
@@ -183,6 +184,7 @@ def ingest_case(
     started = time.monotonic()
     ledger = case.ledger()
     case.require_signer(ledger, key)
+    warm_up()  # the parser workers' fork server starts while the case is verified
     report = IngestReport()
     verification = check_case(case.root, pinned)
     if not verification.ok:

@@ -4,6 +4,10 @@ Parsing evidence is untrusted work: a crafted file can crash a parser library (a
 native code), make it loop forever or exhaust memory. Each member is parsed in a worker
 process; the main process waits for results with a deadline per task. A worker that dies or
 overruns is killed and replaced, and that member's result says why; every other member goes on.
+
+Workers are started from the fork server (`sealtrail.worker_start`), not forked from the
+ingesting process: that process holds the signing key, and a worker parsing hostile bytes must
+not hold a copy of it.
 """
 
 from __future__ import annotations
@@ -17,8 +21,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 from sealtrail.analysis.worker import MemberResult, MemberTask, parse_member
-
-_CONTEXT = multiprocessing.get_context("fork")
+from sealtrail.worker_start import worker_context
 
 
 def _serve(conn: multiprocessing.connection.Connection) -> None:
@@ -52,8 +55,9 @@ class WorkerPool:
         self._workers: list[_Worker] = []
 
     def _start(self) -> _Worker:
-        parent, child = _CONTEXT.Pipe()
-        process = _CONTEXT.Process(target=_serve, args=(child,), daemon=True)
+        context = worker_context()
+        parent, child = context.Pipe()
+        process = context.Process(target=_serve, args=(child,), daemon=True)
         process.start()
         child.close()
         return _Worker(process, parent)

@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from sealtrail.custody.keys import PublicKey, SigningKey, load_private_key, load_public_key
+from sealtrail.terminal import printable
 
 
 def key_option(required: bool = True):  # noqa: ANN201 - click decorator
@@ -30,8 +31,13 @@ def trust_option(help_text: str = "Public key file to trust (repeatable)."):  # 
     )
 
 
+def warn_user(text: str) -> None:
+    """A warning for the user: one line on stderr."""
+    click.echo(f"warning: {printable(text)}", err=True)
+
+
 def load_signing_key(path: Path) -> SigningKey:
-    return load_private_key(path)
+    return load_private_key(path, warn=warn_user)
 
 
 def load_trusted(paths: tuple[Path, ...]) -> list[PublicKey]:

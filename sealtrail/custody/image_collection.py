@@ -66,6 +66,7 @@ from sealtrail.custody.image_worker import (
 from sealtrail.custody.keys import SigningKey
 from sealtrail.custody.session import CollectionResult, new_bundle_id
 from sealtrail.errors import CollectionError, UsageError
+from sealtrail.worker_start import warm_up
 
 __all__ = [
     "DEFAULT_STALL_LIMIT",
@@ -524,6 +525,7 @@ def run_image_collection(
     """
     ledger = case.ledger()
     case.require_signer(ledger, key)
+    warm_up()  # the image worker's fork server starts while the ledger is written
     image_path = str(Path(job.image).resolve())
     started = now_utc()
     bundle_id = new_bundle_id(Path(job.image).name, started)

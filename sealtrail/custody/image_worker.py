@@ -1,15 +1,18 @@
 """The image worker process and its channel to the collecting process.
 
 TSK, libewf and libqcow parse hostile bytes in C: a crafted image can crash the process, hang
-it, or (at worst) corrupt its memory. `Worker` runs such work in a forked process; the parent
+it, or (at worst) corrupt its memory. `Worker` runs such work in another process; the parent
 (the collecting process, which holds the signing key and the bundle) only reads messages:
 
+- Start: from the fork server (`sealtrail.worker_start`), never as a fork of the parent, so
+  the worker holds no copy of the parent's memory and its key.
 - Framing: that of `multiprocessing.Connection.send_bytes` (a signed 4-byte big-endian length,
   then the message), at most 16 MiB a message. The first byte says what follows: ``M`` a JSON
   object with a ``"t"`` type (never pickle: a worker whose memory was corrupted must not be able
   to run code in the parent), ``D`` file bytes inline (small generated members), ``S`` a
   shared-memory slot holding file bytes (slot index, length).
-- File bytes: `SharedSlots`, eight 1 MiB slots mapped by both processes. A slot belongs to
+- File bytes: `SharedSlots`, eight 1 MiB slots of one memfd (an anonymous memory file; its
+  descriptor is passed to the worker as it starts) mapped by both processes. A slot belongs to
   the worker until it names it, then to the parent until the parent gives it back on a second
   pipe. The parent copies a slot before hashing its copy, so the worker can never change bytes
   being hashed.
@@ -26,17 +29,19 @@ import errno
 import faulthandler
 import math
 import mmap
-import multiprocessing
 import os
 import select
 import signal
+import tempfile
 import time
 from collections.abc import Callable, Iterator
+from multiprocessing.reduction import DupFd
 from typing import Any
 
 from sealtrail.custody.canonical import NotCanonicalError, json_text, parse_json
 from sealtrail.custody.collection import CHUNK
 from sealtrail.errors import CollectionError, SealtrailError, UsageError
+from sealtrail.worker_start import worker_context
 
 __all__ = [
     "DEFAULT_STALL_LIMIT",
@@ -83,17 +88,33 @@ class SharedSlots:
     """Shared memory for file bytes, in ``_SLOTS`` slots of ``CHUNK`` bytes, and the pipe on
     which the parent gives slots back to the worker.
 
-    Created by the parent before the worker is forked, so both map the same pages. A slot
-    belongs to the worker until it names it in a slot message, then to the parent until the
-    parent writes its index back on the free pipe. The parent copies a slot before giving it
-    back and never hashes or writes the shared pages themselves.
+    Created by the parent; pickling it (as the worker starts) passes the descriptors of the
+    memory file and of the free pipe's read end, and the worker maps the same pages
+    (`_attach_slots`). A slot belongs to the worker until it names it in a slot message, then
+    to the parent until the parent writes its index back on the free pipe. The parent copies a
+    slot before giving it back and never hashes or writes the shared pages themselves.
     """
 
     def __init__(self) -> None:
-        self.memory = mmap.mmap(-1, _SLOTS * CHUNK)  # anonymous and shared across fork
+        self._fd = _memory_file(_SLOTS * CHUNK)
+        self.memory = mmap.mmap(self._fd, _SLOTS * CHUNK)
         self.view = memoryview(self.memory)
         self.free_read, self.free_write = os.pipe()
         self._free = list(range(_SLOTS))  # the worker's own list of slots it may fill
+
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
+        """What the worker receives: its two descriptors (`multiprocessing` passes them)."""
+        if self._fd < 0:
+            raise ValueError("shared slots already handed to a worker")
+        return _attach_slots, (DupFd(self._fd), DupFd(self.free_read))
+
+    def started(self) -> None:
+        """The worker has its descriptors: close the parent's copies of them (its end of the
+        free pipe, so the worker's read sees EOF when the parent goes; the memory file, which
+        stays mapped)."""
+        for fd in (self._fd, self.free_read):
+            os.close(fd)
+        self._fd = self.free_read = -1
 
     def slot(self, index: int) -> memoryview:
         return self.view[index * CHUNK:(index + 1) * CHUNK]
@@ -122,12 +143,43 @@ class SharedSlots:
             pass  # the worker is gone; its end of the main pipe says how
 
     def close(self) -> None:
-        for fd in (self.free_read, self.free_write):
+        for fd in (self._fd, self.free_read, self.free_write):
             if fd >= 0:
                 os.close(fd)
-        self.free_read = self.free_write = -1
+        self._fd = self.free_read = self.free_write = -1
         self.view.release()
         self.memory.close()
+
+
+def _memory_file(size: int) -> int:
+    """A descriptor of ``size`` bytes of memory another process can map: a memfd (Linux), else
+    an unlinked temporary file."""
+    try:
+        fd = os.memfd_create("sealtrail-image-slots", os.MFD_CLOEXEC)
+    except (AttributeError, OSError):
+        with tempfile.TemporaryFile() as handle:
+            fd = os.dup(handle.fileno())
+    try:
+        os.ftruncate(fd, size)
+    except OSError:
+        os.close(fd)
+        raise
+    return fd
+
+
+def _attach_slots(memory: Any, free_read: Any) -> SharedSlots:  # noqa: ANN401 - DupFd
+    """The worker's `SharedSlots`: map the parent's memory file, keep the free pipe's read end
+    (the worker never has the write end)."""
+    slots = SharedSlots.__new__(SharedSlots)
+    fd = memory.detach()
+    try:
+        slots.memory = mmap.mmap(fd, _SLOTS * CHUNK)
+    finally:
+        os.close(fd)
+    slots.view = memoryview(slots.memory)
+    slots._fd, slots.free_read, slots.free_write = -1, free_read.detach(), -1
+    slots._free = list(range(_SLOTS))
+    return slots
 
 
 class Channel:
@@ -185,7 +237,7 @@ class Worker:
 
     def __init__(self, image: str, entry: Callable[[Channel, Any], None], job: Any,  # noqa: ANN401
                  *, shared_slots: bool = False) -> None:
-        ctx = multiprocessing.get_context("fork")
+        ctx = worker_context()
         self.image = image
         self.slots = SharedSlots() if shared_slots else None
         self._lent: set[int] = set()  # slots the worker named and the parent has not given back
@@ -205,8 +257,7 @@ class Worker:
         self._process.start()
         writer.close()
         if self.slots is not None:
-            os.close(self.slots.free_read)  # the worker's end
-            self.slots.free_read = -1
+            self.slots.started()
 
     def messages(self, stall_limit: float, time_limit: float | None
                  ) -> Iterator[tuple[bytes, Any]]:
@@ -368,9 +419,6 @@ def _worker_main(conn: Any, entry: Callable[[Channel, Any], None], job: Any,  # 
         pass
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides; it kills us on Ctrl-C
     faulthandler.disable()  # a crash is reported by the parent in one line, not a C stack dump
-    if slots is not None:
-        os.close(slots.free_write)  # the parent's end: a read of EOF means the parent is gone
-        slots.free_write = -1
     channel = Channel(conn, slots)
     try:
         entry(channel, job)

@@ -14,6 +14,14 @@ Key files are UTF-8 JSON objects:
               "public_key": base64(32 bytes), "key_id": hex}
 A private file whose public key does not follow from its seed, or a public file whose key id
 does not match its key, is rejected as corrupt.
+
+Rules for key files, whoever reads them:
+- A key file is a regular file. A FIFO, a device, a socket or a folder given as one is refused
+  at once (it is opened without blocking and checked on the open descriptor), never read.
+- A private key file open to group or others (any of mode 0077) still works, with a warning
+  (`KeyFileWarning`), as ssh warns; `write_key_pair` writes it 0600 in a folder it creates 0700.
+- A private key file given where a public key belongs (keys to trust) is refused: a private key
+  is never handed around as if it were public. `load_key_file` reads either kind and says which.
 """
 
 from __future__ import annotations
@@ -22,7 +30,11 @@ import base64
 import binascii
 import functools
 import hashlib
+import os
 import re
+import stat
+import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,6 +49,14 @@ PRIVATE_TYPE = "sealtrail.ed25519.private"
 PUBLIC_TYPE = "sealtrail.ed25519.public"
 KEY_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")
 MAX_KEY_FILE_BYTES = 64 * 1024
+#: What a path that is not a regular file is, for the error that refuses it.
+_NOT_REGULAR = ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a named pipe (FIFO)"),
+                (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+                (stat.S_ISSOCK, "a socket"))
+
+
+class KeyFileWarning(UserWarning):
+    """A key file that works but is not kept as it should be (a private key others can read)."""
 
 
 def key_id_of(public_key: bytes) -> str:
@@ -139,8 +159,9 @@ class SigningKey:
 
 
 def write_key_pair(key: SigningKey, out_dir: Path) -> tuple[Path, Path]:
-    """Write ``NAME.key`` (mode 0600) and ``NAME.pub`` into ``out_dir``; refuse to overwrite."""
-    out_dir.mkdir(parents=True, exist_ok=True)
+    """Write ``NAME.key`` (mode 0600) and ``NAME.pub`` into ``out_dir`` (created mode 0700 if
+    it does not exist; an existing folder keeps its mode); refuse to overwrite."""
+    out_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     private_path = out_dir / f"{key.name}.key"
     public_path = out_dir / f"{key.name}.pub"
     for path in (private_path, public_path):
@@ -169,16 +190,38 @@ def _create(path: Path, data: bytes, mode: int) -> None:
         raise UsageError(f"{path} already exists; refusing to overwrite a key file") from None
 
 
-def _read_key_obj(path: Path) -> dict[str, object]:
+def _read_regular_file(path: Path) -> tuple[bytes, int]:
+    """The bytes of a key file and its permission bits.
+
+    Opened with O_NONBLOCK, so opening a FIFO does not wait for a writer, and O_NOCTTY; the
+    type is checked on the open descriptor, so nothing swapped in between a check and the open
+    gets past. (Symbolic links are followed: a key file may be a link to one.)
+    """
+    flags = os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | getattr(os, "O_NOCTTY", 0)
     try:
-        with open(path, "rb") as handle:
-            data = handle.read(MAX_KEY_FILE_BYTES + 1)
+        fd = os.open(path, flags)
     except FileNotFoundError:
         raise KeyFileError(str(path), "no such file") from None
-    except IsADirectoryError:
-        raise KeyFileError(str(path), "is a directory, not a key file") from None
     except OSError as exc:
         raise KeyFileError(str(path), f"cannot read: {exc.strerror}") from None
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            what = next((text for test, text in _NOT_REGULAR if test(mode)),
+                        "not a regular file")
+            raise KeyFileError(str(path), f"is {what}, not a key file")
+        with open(fd, "rb", closefd=False) as handle:
+            data = handle.read(MAX_KEY_FILE_BYTES + 1)
+    except OSError as exc:
+        raise KeyFileError(str(path), f"cannot read: {exc.strerror}") from None
+    finally:
+        os.close(fd)
+    return data, stat.S_IMODE(mode)
+
+
+def _read_key_obj(path: Path) -> tuple[dict[str, object], int]:
+    """The JSON object of a key file, checked for type, version and name, and its mode."""
+    data, mode = _read_regular_file(path)
     if len(data) > MAX_KEY_FILE_BYTES:
         raise KeyFileError(str(path), "too large to be a key file")
     try:
@@ -192,7 +235,7 @@ def _read_key_obj(path: Path) -> dict[str, object]:
     name = obj.get("name")
     if not isinstance(name, str) or not KEY_NAME_RE.match(name):
         raise KeyFileError(str(path), "corrupt: bad or missing key name")
-    return obj
+    return obj, mode
 
 
 def _b64_field(obj: dict[str, object], field: str, path: Path, length: int) -> bytes:
@@ -206,26 +249,55 @@ def _b64_field(obj: dict[str, object], field: str, path: Path, length: int) -> b
     return raw
 
 
-def load_private_key(path: Path | str) -> SigningKey:
-    """Load a private key file, checking that it is one and that it is intact."""
+#: Receives the text of a warning about a key file (default: `warnings.warn`).
+WarnFn = Callable[[str], None]
+
+
+def _warn(text: str) -> None:
+    warnings.warn(text, KeyFileWarning, stacklevel=4)  # the caller of load_*_key
+
+
+def load_private_key(path: Path | str, *, warn: WarnFn = _warn) -> SigningKey:
+    """Load a private key file, checking that it is one and that it is intact; ``warn`` is
+    told (one line naming the file and its mode) if group or others may access it."""
     path = Path(path)
-    obj = _read_key_obj(path)
+    obj, mode = _read_key_obj(path)
     if obj["type"] == PUBLIC_TYPE:
         raise KeyFileError(str(path), "is a public key; a private key (.key) is needed to sign")
+    return _private_key(obj, path, mode, warn)
+
+
+def _private_key(obj: dict[str, object], path: Path, mode: int, warn: WarnFn) -> SigningKey:
     seed = _b64_field(obj, "seed", path, 32)
     stated_public = _b64_field(obj, "public_key", path, 32)
     key = SigningKey(str(obj["name"]), seed)
     if key.public.raw != stated_public:
         raise KeyFileError(str(path), "corrupt: public key does not match the private seed")
+    if mode & 0o077:
+        warn(f"private key file {path} is open to group or others (mode {mode:04o}); "
+             f"make it private with: chmod 600 {path}")
     return key
 
 
 def load_public_key(path: Path | str) -> PublicKey:
-    """Load a public key file; a private key file yields its public half."""
+    """Load a public key file; a private key file is refused (see the module docstring)."""
     path = Path(path)
-    obj = _read_key_obj(path)
+    obj, _ = _read_key_obj(path)
     if obj["type"] == PRIVATE_TYPE:
-        return load_private_key(path).public
+        raise KeyFileError(str(path), "is a private key; give its public key (.pub) here")
+    return _public_key(obj, path)
+
+
+def load_key_file(path: Path | str, *, warn: WarnFn = _warn) -> SigningKey | PublicKey:
+    """Load a key file of either kind (`SigningKey` for a private one)."""
+    path = Path(path)
+    obj, mode = _read_key_obj(path)
+    if obj["type"] == PRIVATE_TYPE:
+        return _private_key(obj, path, mode, warn)
+    return _public_key(obj, path)
+
+
+def _public_key(obj: dict[str, object], path: Path) -> PublicKey:
     raw = _b64_field(obj, "public_key", path, 32)
     public = PublicKey(str(obj["name"]), raw)
     if obj.get("key_id") != public.key_id:

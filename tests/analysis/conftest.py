@@ -2,17 +2,26 @@
 
 from __future__ import annotations
 
+import multiprocessing
 import shutil
 from pathlib import Path
 
 import pytest
 
 from fixtures.restore_mtimes import restore_mtimes
+from sealtrail.analysis import sandbox
 from sealtrail.analysis.ingest import ingest_case
 from sealtrail.custody.case import Case
 from tests.conftest import collect
 
 WEB01 = Path(__file__).resolve().parents[2] / "fixtures" / "hosts" / "web01"
+
+
+@pytest.fixture
+def forked_workers(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Parser workers forked from the test process, so that parsers patched in it reach them
+    (the real pool starts them from the fork server, which never sees a patch)."""
+    monkeypatch.setattr(sandbox, "worker_context", lambda: multiprocessing.get_context("fork"))
 
 
 @pytest.fixture

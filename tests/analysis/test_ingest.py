@@ -112,7 +112,8 @@ class _Raise:
         raise ValueError("broken record structure")
 
 
-def test_crashing_hanging_and_raising_parsers_are_contained(web01_case, keyring, monkeypatch):
+def test_crashing_hanging_and_raising_parsers_are_contained(web01_case, keyring, monkeypatch,
+                                                             forked_workers):
     monkeypatch.setattr(registry, "PARSER_CLASSES", [_Crash, _Hang, _Raise])
     monkeypatch.setattr(registry, "REGISTRY", registry.build_registry([_Crash, _Hang, _Raise]))
     monkeypatch.setattr(ingest_module, "REGISTRY", registry.REGISTRY)

@@ -145,7 +145,7 @@ def test_a_second_bundle_is_sorted_into_the_first(tmp_path, keyring, evtx_host, 
 
 
 def test_records_the_sql_hands_to_python_are_read_by_python(tmp_path, keyring, monkeypatch,
-                                                            sorts):
+                                                            sorts, forked_workers):
     """Rejections, records left to Python and loaded ones, in one member, through the ingest.
 
     The member's bytes are a bare file header; the evtx pass is replaced by the synthetic

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 import os
+import stat
+import threading
+import time
 import zipfile
 from pathlib import Path
 
@@ -23,6 +26,23 @@ def run():
         return runner.invoke(cli, [str(a) for a in args], env=env, catch_exceptions=False)
 
     return invoke
+
+
+@pytest.fixture
+def keys(tmp_path, run) -> Path:
+    """A folder with alice's and bob's key pairs, as `keys generate` writes them."""
+    for name in ("alice", "bob"):
+        assert run("keys", "generate", "--name", name, "--out", tmp_path / "keys").exit_code == 0
+    return tmp_path / "keys"
+
+
+@pytest.fixture
+def case_of_alice(tmp_path, run, keys) -> Path:
+    case = tmp_path / "case"
+    result = run("case", "init", case, "--title", "t", "--examiner", "Alice",
+                 "--key", keys / "alice.key")
+    assert result.exit_code == 0, result.output
+    return case
 
 
 @pytest.fixture
@@ -137,6 +157,75 @@ def test_public_key_given_as_signing_key(flow, run):
     assert result.output == (
         f"Error: key file {pub}: is a public key; a private key (.key) is needed to sign\n"
     )
+
+
+def test_keys_generate_creates_its_folder_0700(keys):
+    assert stat.S_IMODE(keys.stat().st_mode) == 0o700
+
+
+def test_a_fifo_given_as_key_is_refused_at_once(tmp_path, run):
+    fifo = tmp_path / "alice.key"
+    os.mkfifo(fifo)
+
+    def unblock() -> None:  # a reader stuck waiting for a writer (the bug) gets EOF instead
+        try:
+            os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+        except OSError:
+            pass  # nobody is reading: nothing hangs
+
+    timer = threading.Timer(5.0, unblock)
+    timer.start()
+    started = time.monotonic()
+    try:
+        result = run("case", "init", tmp_path / "case", "--title", "t", "--examiner", "A",
+                     "--key", fifo)
+    finally:
+        timer.cancel()
+    assert time.monotonic() - started < 5.0
+    assert result.exit_code == 2
+    assert result.output == f"Error: key file {fifo}: is a named pipe (FIFO), not a key file\n"
+    assert not (tmp_path / "case").exists()
+
+
+def test_a_private_key_others_can_read_works_with_one_warning_line(tmp_path, run, keys):
+    key = keys / "alice.key"
+    key.chmod(0o644)
+    result = run("case", "init", tmp_path / "case", "--title", "t", "--examiner", "A",
+                 "--key", key)
+    assert result.exit_code == 0, result.output
+    assert result.stderr == (f"warning: private key file {key} is open to group or others "
+                             f"(mode 0644); make it private with: chmod 600 {key}\n")
+
+
+@pytest.mark.parametrize("command", [
+    ("verify", "{case}", "--trust", "{key}"),
+    ("case", "trust", "{case}", "{key}", "--key", "{alice}"),
+    ("case", "init", "{tmp}/other", "--title", "t", "--examiner", "B", "--key", "{alice}",
+     "--trust", "{key}"),
+    ("ingest", "{case}", "--key", "{alice}", "--trust", "{key}"),
+])
+def test_a_private_key_where_a_public_key_belongs_is_a_usage_error(tmp_path, run, keys,
+                                                                   case_of_alice, command):
+    bob = keys / "bob.key"
+    before = (case_of_alice / "ledger.jsonl").read_bytes()
+    result = run(*(arg.format(case=case_of_alice, key=bob, alice=keys / "alice.key",
+                              tmp=tmp_path) for arg in command))
+    assert result.exit_code == 2
+    assert result.output == f"Error: key file {bob}: is a private key; give its public key " \
+                            f"(.pub) here\n"
+    assert (case_of_alice / "ledger.jsonl").read_bytes() == before
+    assert not (tmp_path / "other").exists()
+
+
+def test_keys_show_says_a_private_key_is_private_and_shows_its_public_key_id(run, keys):
+    public = run("keys", "show", keys / "alice.pub")
+    private = run("keys", "show", keys / "alice.key")
+    assert public.exit_code == private.exit_code == 0
+    assert "kind:       public key\n" in public.output
+    assert "kind:       private key (keep it secret; its public half is shown)\n" in private.output
+    assert private.output.replace("kind:       private key (keep it secret; its public half "
+                                  "is shown)", "kind:       public key") == public.output
+    assert "seed" not in private.output
 
 
 def test_untrusted_signer_is_refused_before_writing(flow, run):

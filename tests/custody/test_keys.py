@@ -13,10 +13,12 @@ import pytest
 
 from sealtrail.custody.keys import (
     MAX_KEY_FILE_BYTES,
+    KeyFileWarning,
     PublicKey,
     SigningKey,
     check_key_name,
     key_id_of,
+    load_key_file,
     load_private_key,
     load_public_key,
     write_key_pair,
@@ -58,8 +60,18 @@ def test_key_file_round_trip(key_pair):
     assert public_path.name == "alice.pub"
     assert load_private_key(private_path) == key
     assert load_public_key(public_path) == key.public
-    assert load_public_key(private_path) == key.public  # a private file yields its public half
     assert load_private_key(str(private_path)) == key
+
+
+def test_a_private_key_file_is_refused_where_a_public_key_belongs(key_pair):
+    _, private_path, _ = key_pair
+    _key_error(load_public_key, private_path, "is a private key; give its public key (.pub) here")
+
+
+def test_load_key_file_reads_either_kind_and_says_which(key_pair):
+    key, private_path, public_path = key_pair
+    assert load_key_file(private_path) == key
+    assert load_key_file(public_path) == key.public
 
 
 def test_generated_key_round_trip(tmp_path: Path):
@@ -73,6 +85,36 @@ def test_private_file_is_mode_0600_and_public_0644(key_pair):
     _, private_path, public_path = key_pair
     assert stat.S_IMODE(os.stat(private_path).st_mode) == 0o600
     assert stat.S_IMODE(os.stat(public_path).st_mode) == 0o644
+
+
+def test_the_folder_written_into_is_created_0700_and_an_existing_one_left_alone(tmp_path):
+    write_key_pair(SigningKey("alice", SEED), tmp_path / "new" / "keys")
+    assert stat.S_IMODE(os.stat(tmp_path / "new" / "keys").st_mode) == 0o700
+    (tmp_path / "shared").mkdir(mode=0o755)
+    write_key_pair(SigningKey("alice", SEED), tmp_path / "shared")
+    assert stat.S_IMODE(os.stat(tmp_path / "shared").st_mode) == 0o755
+
+
+@pytest.mark.parametrize("mode", [0o640, 0o604, 0o620])
+def test_a_private_key_open_to_group_or_others_loads_with_one_warning(key_pair, mode):
+    key, private_path, _ = key_pair
+    private_path.chmod(mode)
+    with pytest.warns(KeyFileWarning) as caught:
+        assert load_private_key(private_path) == key
+    assert [str(w.message) for w in caught] == [
+        f"private key file {private_path} is open to group or others (mode {mode:04o}); "
+        f"make it private with: chmod 600 {private_path}"]
+    told: list[str] = []
+    assert load_key_file(private_path, warn=told.append) == key
+    assert told == [str(caught[0].message)]
+
+
+def test_a_private_key_of_mode_0600_or_0400_loads_without_a_warning(key_pair, recwarn):
+    key, private_path, _ = key_pair
+    for mode in (0o600, 0o400):
+        private_path.chmod(mode)
+        assert load_private_key(private_path) == key
+    assert not recwarn.list
 
 
 def test_refuses_to_overwrite_a_key_file(key_pair):
@@ -147,6 +189,11 @@ def test_bad_key_name_in_file_is_refused(key_pair):
 
 def test_directory_given_is_refused(tmp_path: Path):
     _key_error(load_private_key, tmp_path, "is a directory, not a key file")
+
+
+def test_a_device_given_is_refused_unread():
+    _key_error(load_private_key, Path("/dev/zero"), "is a character device, not a key file")
+    _key_error(load_public_key, Path("/dev/null"), "is a character device, not a key file")
 
 
 def test_missing_file_is_refused(tmp_path: Path):
