@@ -27,7 +27,6 @@ Rules for key files, whoever reads them:
 from __future__ import annotations
 
 import base64
-import binascii
 import functools
 import hashlib
 import os
@@ -41,7 +40,12 @@ from pathlib import Path
 import nacl.exceptions
 import nacl.signing
 
-from sealtrail.custody.canonical import NotCanonicalError, parse_json, pretty_json
+from sealtrail.custody.canonical import (
+    NotCanonicalError,
+    parse_json,
+    pretty_json,
+    strict_b64decode,
+)
 from sealtrail.custody.durable import write_new_file
 from sealtrail.errors import KeyFileError, UsageError
 
@@ -239,10 +243,9 @@ def _read_key_obj(path: Path) -> tuple[dict[str, object], int]:
 
 
 def _b64_field(obj: dict[str, object], field: str, path: Path, length: int) -> bytes:
-    value = obj.get(field)
     try:
-        raw = base64.b64decode(str(value), validate=True) if isinstance(value, str) else b""
-    except (binascii.Error, ValueError):
+        raw = strict_b64decode(obj.get(field))
+    except NotCanonicalError:
         raw = b""
     if len(raw) != length:
         raise KeyFileError(str(path), f"corrupt: {field} is not {length} bytes of base64")
@@ -313,8 +316,8 @@ def public_key_from_obj(obj: object, where: str) -> PublicKey:
         raise ManifestInvalid(where, "public key record is not an object")
     name, b64 = obj.get("name"), obj.get("public_key")
     try:
-        raw = base64.b64decode(str(b64), validate=True)
-    except (binascii.Error, ValueError):
+        raw = strict_b64decode(b64)
+    except NotCanonicalError:
         raw = b""
     if not isinstance(name, str) or len(raw) != 32:
         raise ManifestInvalid(where, "public key record is malformed")

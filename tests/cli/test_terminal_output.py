@@ -14,6 +14,7 @@ from click.testing import CliRunner
 from sealtrail.analysis.output import render
 from sealtrail.cli.main import PrintableFormatter, cli
 from sealtrail.custody.bundle_format import MANIFEST_MEMBER
+from sealtrail.custody.canonical import canonical_json
 from sealtrail.custody.case import Case
 from sealtrail.terminal import printable
 from tests.conftest import collect, make_linux_host, write
@@ -95,7 +96,7 @@ def test_error_line_escapes_the_message(tmp_path, runner):
 def set_payload(bundle: Path, payload: bytes) -> None:
     envelope = read_envelope(bundle)
     envelope["payload"] = base64.b64encode(payload).decode()
-    rewrite(bundle, replace={MANIFEST_MEMBER: json.dumps(envelope).encode()})
+    rewrite(bundle, replace={MANIFEST_MEMBER: canonical_json(envelope)})  # a valid envelope
 
 
 def _canonical(edit):
@@ -175,3 +176,19 @@ def test_log_lines_escape_the_message_but_keep_the_traceback():
     first, *traceback = text.split("\n")
     assert first == f"WARNING: saved to {printable(HOSTILE)}"
     assert traceback[0] == "Traceback (most recent call last):"
+
+
+@pytest.mark.parametrize("command", ["show", "extract"])
+def test_non_canonical_envelope_is_a_problem_naming_the_bundle(sealed_case, runner, command,
+                                                               tmp_path):
+    envelope = read_envelope(sealed_case.bundle)
+    rewrite(sealed_case.bundle, replace={MANIFEST_MEMBER: json.dumps(envelope).encode()})
+    args = ["bundle", command, sealed_case.bundle]
+    if command == "extract":
+        args.append(tmp_path / "out")
+    result = invoke(runner, *args)
+    assert result.exit_code == 1, result.output
+    (line,) = result.stderr.splitlines()
+    assert line.startswith(f"Error: bundle {sealed_case.bundle.name}: signature envelope is not "
+                           "canonical JSON")
+    assert not (tmp_path / "out").exists()

@@ -148,6 +148,30 @@ def test_seed_in_bad_base64_is_refused(key_pair):
     _key_error(load_private_key, private_path, "corrupt: seed is not 32 bytes of base64")
 
 
+def _second_spelling(b64: str) -> str:
+    """The same bytes in base64 with non-zero pad bits (a lax decoder reads them alike)."""
+    assert b64.endswith("=") and not b64.endswith("==")  # 32 bytes: one pad character
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+    last = alphabet.index(b64[-2])
+    other = b64[:-2] + alphabet[last | 1] + "="
+    assert other != b64 and base64.b64decode(other) == base64.b64decode(b64)
+    return other
+
+
+def test_seed_with_non_zero_pad_bits_is_refused(key_pair):
+    """Strict base64 everywhere: one spelling per value, key files included."""
+    _, private_path, _ = key_pair
+    _rewrite(private_path, seed=_second_spelling(base64.b64encode(SEED).decode()))
+    _key_error(load_private_key, private_path, "corrupt: seed is not 32 bytes of base64")
+
+
+def test_public_key_with_non_zero_pad_bits_is_refused(key_pair):
+    _, _, public_path = key_pair
+    stated = json.loads(public_path.read_text())["public_key"]
+    _rewrite(public_path, public_key=_second_spelling(stated))
+    _key_error(load_public_key, public_path, "corrupt: public_key is not 32 bytes of base64")
+
+
 def test_mismatched_public_key_is_refused(key_pair):
     _, private_path, _ = key_pair
     other = SigningKey("alice", b"\x07" * 32).public.b64
