@@ -278,6 +278,9 @@ class Verifier:
         for k in ("case_id", "time", "clock", "action", "prev", "sig"):
             if not isinstance(e[k], str):
                 raise Bad(f"{k} must be a string")
+        for k in ("case_id", "clock"):  # s2: non-empty strings
+            if not e[k]:
+                raise Bad(f"{k} must not be empty")
         for k in ("subject", "custody", "details"):
             if not isinstance(e[k], dict):
                 raise Bad(f"{k} must be an object")
@@ -309,6 +312,8 @@ class Verifier:
                 fields = ("name", "public_key", "key_id", "role")
                 if not isinstance(k, dict) or not all(isinstance(k.get(f), str) for f in fields):
                     raise Bad("a trusted key lacks name, public_key, key_id or role")
+                if not k["role"]:  # s4: role is a non-empty string
+                    raise Bad("a trusted key has an empty role")
                 pub = b64(k["public_key"], length=32)
                 if key_id(pub) != k["key_id"]:
                     raise Bad(f"trusted key {k['key_id']} is not the key id of its public_key")
@@ -340,7 +345,7 @@ class Verifier:
         elif act == "key_trusted":
             k, role = d.get("key"), d.get("role")
             try:
-                if not isinstance(k, dict) or not isinstance(role, str) or not all(
+                if not isinstance(k, dict) or not isinstance(role, str) or not role or not all(
                         isinstance(k.get(f), str) for f in ("name", "public_key", "key_id")):
                     raise Bad("key_trusted needs details.key {name, public_key, key_id} and role")
                 pub = b64(k["public_key"], length=32)

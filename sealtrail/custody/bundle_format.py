@@ -30,9 +30,9 @@ BUNDLE_SUFFIX = ".stb"
 PARTIAL_SUFFIX = ".stb.partial"
 
 _SAFE = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-/")
-_NAME_RE = re.compile(r"^(data|volatile)/[A-Za-z0-9._%~/-]+$")
-_VOLATILE_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
-_BUNDLE_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+_NAME_RE = re.compile(r"^(data|volatile)/[A-Za-z0-9._%~/-]+\Z")
+_VOLATILE_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}\Z")
+_BUNDLE_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}\Z")
 
 # Outcomes of an item in the manifest. A member exists for the first three only.
 MEMBER_OUTCOMES = ("collected", "changed", "partial")
@@ -84,7 +84,7 @@ def decode_member_name(name: str) -> bytes:
                   body.encode("ascii"))
 
 
-_DEDUP_SUFFIX_RE = re.compile(r"~[1-9][0-9]*$")
+_DEDUP_SUFFIX_RE = re.compile(r"~[1-9][0-9]*\Z")
 
 
 def _encoding_reason(body: str) -> str | None:

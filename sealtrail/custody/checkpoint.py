@@ -15,7 +15,8 @@ the verifier must already trust the full public key.
 
 Order of checks in ``open_note`` (each failure raises ``CheckpointInvalid`` naming it):
     1. size and encoding: not empty, at most MAX_NOTE_BYTES, valid UTF-8, no control
-       characters but newline (so no CR: CRLF line endings are not the signed bytes), ends with
+       characters but newline (Unicode category Cc: U+0000-U+001F and U+007F-U+009F; so no CR:
+       CRLF line endings are not the signed bytes), ends with
        a newline. These come first so that every later check sees one unambiguous text.
     2. shape: the last blank line splits body from signatures; the body is non-empty and does
        not itself end with a blank line (exactly one blank line separates them).
@@ -52,7 +53,7 @@ NOTE_KEY_ID_SIZE = 4
 ED25519_SIG_SIZE = 64
 
 _SIZE_RE = re.compile(r"0|[1-9][0-9]*")
-_CONTROL_RE = re.compile(r"[\x00-\x09\x0b-\x1f\x7f]")
+_CONTROL_RE = re.compile(r"[\x00-\x09\x0b-\x1f\x7f-\x9f]")
 
 
 def _strict_b64decode(text: str) -> bytes | None:

@@ -51,7 +51,7 @@ from sealtrail.errors import KeyFileError, UsageError
 
 PRIVATE_TYPE = "sealtrail.ed25519.private"
 PUBLIC_TYPE = "sealtrail.ed25519.public"
-KEY_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")
+KEY_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}\Z")
 MAX_KEY_FILE_BYTES = 64 * 1024
 #: What a path that is not a regular file is, for the error that refuses it.
 _NOT_REGULAR = ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a named pipe (FIFO)"),

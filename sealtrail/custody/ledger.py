@@ -108,8 +108,8 @@ ENTRY_KEYS = frozenset(
 )
 ACTOR_KEYS = frozenset({"name", "key_id", "role"})
 TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
-TIME_RE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z$")
-ACTION_RE = re.compile(r"^[a-z][a-z0-9]*(_[a-z0-9]+)*$")
+TIME_RE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z\Z")
+ACTION_RE = re.compile(r"^[a-z][a-z0-9]*(_[a-z0-9]+)*\Z")
 _TAIL_CHUNK = 64 * 1024
 
 

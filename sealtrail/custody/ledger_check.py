@@ -95,8 +95,8 @@ from sealtrail.custody.ledger import (
 from sealtrail.custody.merkle import MerkleTree, leaf_hash
 from sealtrail.errors import CustodyError, LedgerBroken, SignatureInvalid, UntrustedKey
 
-KEY_ID_RE = re.compile(r"^[0-9a-f]{16}$")
-HASH_RE = re.compile(r"^[0-9a-f]{64}$")
+KEY_ID_RE = re.compile(r"^[0-9a-f]{16}\Z")
+HASH_RE = re.compile(r"^[0-9a-f]{64}\Z")
 # Below this many signatures a thread pool costs more than it saves.
 PARALLEL_MIN = 2000
 CHUNK = 500

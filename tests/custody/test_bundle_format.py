@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 
 from sealtrail.custody.bundle_format import (
     DATA_PREFIX,
+    check_bundle_id,
     decode_member_name,
     encode_member_name,
     unsafe_member_name_reason,
@@ -104,3 +105,14 @@ def test_names_the_format_does_not_allow(name, reason):
 def test_volatile_and_manifest_names_are_allowed():
     assert unsafe_member_name_reason("volatile/processes.json") is None
     assert unsafe_member_name_reason("manifest.dsse.json") is None
+
+
+@pytest.mark.parametrize("name", ["data/etc/passwd\n", "volatile/ps.json\n"])
+def test_a_trailing_newline_is_not_a_name(name):
+    """``$`` in a pattern matches before a final newline; the patterns end with ``\\Z``."""
+    assert unsafe_member_name_reason(name) is not None
+
+
+def test_a_trailing_newline_is_not_a_bundle_id():
+    assert check_bundle_id("20261208T000000Z-web01-0a1b2c3d")
+    assert not check_bundle_id("20261208T000000Z-web01-0a1b2c3d\n")
