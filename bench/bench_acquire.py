@@ -34,7 +34,7 @@ RESULTS = HERE / "out" / "results-acquire.md"
 CHILD = r"""
 import json, resource, sys, time
 from pathlib import Path
-from sealtrail.custody.acquire import acquire_image
+from sealtrail.acquisition.acquire import acquire_image
 from sealtrail.custody.case import Case
 from sealtrail.custody.keys import SigningKey
 root, image, md5 = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3] == "1"

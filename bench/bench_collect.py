@@ -213,11 +213,11 @@ def new_case(scratch: Path, run: int) -> tuple[Path, Path]:
 
 def child_collect(root: str, case_root: str, key_file: str) -> None:
     """In a fresh process: plan + collect, print one JSON line."""
+    from sealtrail.acquisition.session import requested_fields, run_collection
     from sealtrail.collectors.plan import plan_collection
     from sealtrail.collectors.source import DirectorySource
     from sealtrail.custody.case import Case
     from sealtrail.custody.keys import load_private_key
-    from sealtrail.custody.session import requested_fields, run_collection
 
     key = load_private_key(key_file)
     case = Case.load(Path(case_root))

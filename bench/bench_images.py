@@ -69,7 +69,7 @@ CHILD_COLLECT = r"""
 import json, resource, sys, time
 from pathlib import Path
 from sealtrail.custody.case import Case
-from sealtrail.custody.image_collection import ImageJob, image_requested, run_image_collection
+from sealtrail.acquisition.image_collection import ImageJob, image_requested, run_image_collection
 from sealtrail.custody.keys import SigningKey
 root, image, mode = Path(sys.argv[1]), sys.argv[2], sys.argv[3]
 buffers, hashing = int(sys.argv[4]), sys.argv[5]
@@ -143,7 +143,7 @@ from sealtrail.collectors.image_source import ImageSource
 from sealtrail.collectors.images import open_image
 from sealtrail.collectors.tsk import open_img, read_layout
 from sealtrail.custody.case import Case
-from sealtrail.custody.image_collection import ImageJob, image_requested, run_image_collection
+from sealtrail.acquisition.image_collection import ImageJob, image_requested, run_image_collection
 from sealtrail.custody.keys import SigningKey
 image, root = sys.argv[1], Path(sys.argv[2])
 def extract():

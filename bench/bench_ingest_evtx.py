@@ -101,11 +101,11 @@ def ensure_dataset(upstream: Path, size_mb: int) -> tuple[Path, int, int]:
 
 def collect_case(root: Path, scratch: Path) -> tuple[Path, Path]:
     """Collect ``root/evtx/**`` into a new case (not timed); returns (case root, key file)."""
+    from sealtrail.acquisition.session import requested_fields, run_collection
     from sealtrail.collectors.plan import plan_collection
     from sealtrail.collectors.source import DirectorySource
     from sealtrail.custody.case import Case
     from sealtrail.custody.keys import SigningKey, write_key_pair
-    from sealtrail.custody.session import requested_fields, run_collection
 
     key = SigningKey.generate("bench")
     key_file, _ = write_key_pair(key, scratch / "keys")

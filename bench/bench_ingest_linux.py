@@ -243,11 +243,11 @@ def build_host(syslog_mb: int, nginx_mb: int) -> tuple[Path, dict]:
 
 def collect_case(host: Path, base: Path) -> tuple[Path, Path, float]:
     """Collect ``host`` into a new case under ``base``; returns (case, private key, seconds)."""
+    from sealtrail.acquisition.session import requested_fields, run_collection
     from sealtrail.collectors.plan import plan_collection
     from sealtrail.collectors.source import DirectorySource
     from sealtrail.custody.case import Case
     from sealtrail.custody.keys import SigningKey, write_key_pair
-    from sealtrail.custody.session import requested_fields, run_collection
 
     shutil.rmtree(base, ignore_errors=True)
     base.mkdir(parents=True)

@@ -50,6 +50,11 @@ class CaseError(SealtrailError):
 class CollectionError(SealtrailError):
     """A collection could not start or could not be sealed."""
 
+    def with_context(self, context: str) -> CollectionError:
+        """The same error, with ``context`` (what became of the collection) added to its text.
+        Subclasses that carry fields override this to keep them."""
+        return CollectionError(f"{self}; {context}")
+
 
 class AnalysisError(SealtrailError):
     """An ingest, query, export or scan that cannot be done as asked."""

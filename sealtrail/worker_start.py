@@ -1,7 +1,7 @@
 """How sealtrail starts the processes that parse evidence: never as a fork of a key holder.
 
 The collecting and ingesting processes load the examiner's Ed25519 key before they start the
-parser workers (`analysis.sandbox`) and the image worker (`custody.image_worker`). A child
+parser workers (`analysis.sandbox`) and the image worker (`acquisition.image_worker`). A child
 forked from them would begin life with a copy of their memory, the seed included, where a
 parser bug that discloses memory, or a crafted file that gets code run, could reach it.
 
@@ -35,7 +35,7 @@ __all__ = ["PRELOAD", "warm_up", "worker_context"]
 #: ahead. (``__main__`` in this list would preload the script itself, but Python 3.11's fork
 #: server is never told its path.)
 PRELOAD = ("sealtrail.cli.main", "sealtrail.analysis.sandbox",
-           "sealtrail.custody.image_collection")
+           "sealtrail.acquisition.image_collection")
 
 
 @functools.cache

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
+from sealtrail.acquisition.session import CollectionResult, requested_fields, run_collection
 from sealtrail.collectors.plan import plan_collection
 from sealtrail.collectors.source import DirectorySource
 from sealtrail.custody.case import Case
 from sealtrail.custody.keys import SigningKey, write_key_pair
-from sealtrail.custody.session import CollectionResult, requested_fields, run_collection
 
 
 @dataclass

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import click
 
+from sealtrail.acquisition.acquire import acquire_image
 from sealtrail.cli.options import case_argument, key_option, load_signing_key
 from sealtrail.cli.progress import ProgressLine
-from sealtrail.custody.acquire import acquire_image
 from sealtrail.custody.case import Case
 from sealtrail.terminal import printable
 

@@ -7,20 +7,20 @@ from pathlib import Path
 
 import click
 
+from sealtrail.acquisition.collection import VolatileCapture
+from sealtrail.acquisition.image_collection import (
+    DEFAULT_STALL_LIMIT,
+    ImageJob,
+    image_requested,
+    run_image_collection,
+)
+from sealtrail.acquisition.session import CollectionResult, requested_fields, run_collection
 from sealtrail.cli.options import case_argument, key_option, load_signing_key
 from sealtrail.cli.progress import ProgressLine
 from sealtrail.collectors.plan import plan_collection
 from sealtrail.collectors.source import DirectorySource
 from sealtrail.collectors.volatile import capture_volatile
 from sealtrail.custody.case import Case
-from sealtrail.custody.collection import VolatileCapture
-from sealtrail.custody.image_collection import (
-    DEFAULT_STALL_LIMIT,
-    ImageJob,
-    image_requested,
-    run_image_collection,
-)
-from sealtrail.custody.session import CollectionResult, requested_fields, run_collection
 from sealtrail.terminal import printable
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from sealtrail.custody.image_collection import inspect_image
+from sealtrail.acquisition.image_collection import inspect_image
 from sealtrail.terminal import printable
 
 

@@ -6,7 +6,7 @@ is reported with the reason, never dropped.
 
 TSK parses hostile bytes in C: a crafted image can crash or hang the process. Callers that
 handle evidence run this layer in a worker process with a time limit
-(``sealtrail.custody.image_collection``).
+(``sealtrail.acquisition.image_collection``).
 """
 
 from __future__ import annotations

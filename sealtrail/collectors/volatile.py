@@ -77,7 +77,7 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 class Capture:
     """One kind of volatile state, ready to be stored as ``volatile/<name>.json``.
 
-    Same fields as `sealtrail.custody.collection.VolatileCapture` (collectors do not import
+    Same fields as `sealtrail.acquisition.collection.VolatileCapture` (collectors do not import
     custody; the caller converts).
     """
 

@@ -99,9 +99,13 @@ def test_without_a_readable_hive_folders_stand_and_the_plan_says_why(tmp_path, h
 def test_collected_from_the_ntfs_image_with_its_hive(tmp_path, keyring):
     """End to end through the image worker: the LocalService profile, known only from the
     SOFTWARE hive's ProfileList, has its NTUSER.DAT collected by the triage set."""
+    from sealtrail.acquisition.image_collection import (
+        ImageJob,
+        image_requested,
+        run_image_collection,
+    )
     from sealtrail.custody.case import Case
-    from sealtrail.custody.image_collection import ImageJob, image_requested, run_image_collection
-    from tests.custody.test_collection import manifest_of
+    from tests.acquisition.test_collection import manifest_of
 
     case = Case.init(tmp_path / "case", title="t", examiner="A", key=keyring.alice.key)
     job = ImageJob(image=str(FIXTURES / "images" / "small.ntfs.img"))

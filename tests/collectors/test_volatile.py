@@ -79,8 +79,8 @@ def test_live_capture_is_fast_and_in_order_of_volatility(live):
 
 @linux_only
 def test_live_capture_converts_to_a_custody_volatile_capture(live):
+    from sealtrail.acquisition.collection import VolatileCapture
     from sealtrail.custody.bundle_format import volatile_member_name
-    from sealtrail.custody.collection import VolatileCapture
 
     for capture in live[0]:
         converted = VolatileCapture(**dataclasses.asdict(capture))

@@ -1,4 +1,4 @@
-"""Tests for sealtrail/custody/acquire.py and the ``acquire`` command."""
+"""Tests for sealtrail/acquisition/acquire.py and the ``acquire`` command."""
 
 from __future__ import annotations
 
@@ -17,10 +17,11 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
+from sealtrail.acquisition import acquire
+from sealtrail.acquisition.acquire import CHUNK, AcquisitionResult, acquire_image
 from sealtrail.cli.acquire import command as acquire_command
 from sealtrail.collectors.images import ImageError
-from sealtrail.custody import acquire, bundle_writer, direct_file
-from sealtrail.custody.acquire import CHUNK, AcquisitionResult, acquire_image
+from sealtrail.custody import bundle_writer, direct_file
 from sealtrail.custody.bundle_reader import BundleFile, open_manifest
 from sealtrail.custody.case import Case, declared_keys
 from sealtrail.custody.verify import check_case

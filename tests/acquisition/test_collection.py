@@ -217,7 +217,7 @@ def test_file_vanishing_between_listing_and_reading(tmp_path, keyring, linux_hos
 
 def test_interrupted_collection_leaves_no_bundle_and_records_the_failure(
         tmp_path, keyring, linux_host, case, monkeypatch):
-    from sealtrail.custody import collection
+    from sealtrail.acquisition import collection
 
     def boom(*args, **kwargs):
         raise OSError(28, "No space left on device")

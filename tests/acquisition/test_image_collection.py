@@ -12,20 +12,20 @@ from pathlib import Path
 
 import pytest
 
-from sealtrail.analysis.parsers.bodyfile import _SNIFF
-from sealtrail.custody import image_collection
-from sealtrail.custody.case import Case
-from sealtrail.custody.image_collection import (
+from sealtrail.acquisition import image_collection
+from sealtrail.acquisition.image_collection import (
     ImageJob,
     WorkerFailed,
     image_requested,
     run_image_collection,
 )
-from sealtrail.custody.image_worker import TAG_SLOT
+from sealtrail.acquisition.image_worker import TAG_SLOT
+from sealtrail.analysis.parsers.bodyfile import _SNIFF
+from sealtrail.custody.case import Case
 from sealtrail.custody.verify import check_case
 from sealtrail.errors import CollectionError, UsageError
 from tests.conftest import collect
-from tests.custody.test_collection import manifest_of
+from tests.acquisition.test_collection import manifest_of
 from tests.shared_data import upstream_path
 
 FIXTURE_IMAGES = Path(__file__).resolve().parents[2] / "fixtures" / "images"
@@ -358,9 +358,9 @@ def test_ext4_image_of_web01_gives_the_folder_hashes(case, keyring, image):
 
 
 def test_folder_collection_with_bodyfile(case, keyring, linux_host):
+    from sealtrail.acquisition.session import requested_fields, run_collection
     from sealtrail.collectors.plan import plan_collection
     from sealtrail.collectors.source import DirectorySource
-    from sealtrail.custody.session import requested_fields, run_collection
 
     source = DirectorySource(linux_host)
     plan = plan_collection(source)

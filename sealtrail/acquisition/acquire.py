@@ -33,13 +33,13 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from sealtrail.acquisition.collection import ProgressFn, collection_context, now_utc, stat_fields
+from sealtrail.acquisition.session import new_bundle_id, run_sealed
 from sealtrail.collectors.images import ImageHandle, detect_format, open_image, open_read_only
 from sealtrail.custody.bundle_format import MANIFEST_KIND, ns_text
 from sealtrail.custody.bundle_writer import BundleWriter, MemberSink, update_digest
 from sealtrail.custody.case import Case
-from sealtrail.custody.collection import ProgressFn, collection_context, now_utc, stat_fields
 from sealtrail.custody.keys import SigningKey
-from sealtrail.custody.session import new_bundle_id, run_sealed
 from sealtrail.errors import CollectionError, UsageError
 
 __all__ = ["CHUNK", "AcquisitionResult", "acquire_image", "member_name"]

@@ -1,9 +1,10 @@
 """Collecting from a disk image, with the image parsed in a worker process under a time limit.
 
-The parent never parses the image (`image_worker` says why and how the two talk). It:
+The parent never parses the image (`image_worker` says why and how the two talk). The custody
+steps are `session.run_sealed`'s, as for every kind of collection; between them it:
 
-1. appends ``collection_started`` to the ledger (source, what was asked for);
-2. starts a worker process (`image_worker.Worker`) and creates ``<id>.stb.partial``;
+1. (``collection_started`` is appended to the ledger: source, what was asked for);
+2. starts a worker process (`image_worker.Worker`), ``<id>.stb.partial`` being open;
 3. receives from the worker: the image layout, each partition's plan outcome, then for every
    file a ``begin`` message, its bytes (in shared-memory slots) and an ``end`` record, and a
    record for every item without bytes. The parent copies each slot into the bundle's staging
@@ -12,12 +13,12 @@ The parent never parses the image (`image_worker` says why and how the two talk)
    non-resident, uncompressed data, see `ImageSource.data_runs`); the parent then reads those
    ranges itself, read-only, straight into the staging buffer (`_ImageRanges`). Member digests
    never come from the worker;
-4. builds the manifest, signs it with the key the worker never sees, seals the bundle and
-   appends ``bundle_sealed``.
+4. builds the manifest; `run_sealed` signs it with the key the worker never sees, seals the
+   bundle and appends ``bundle_sealed``.
 
 A crash, a kill (stall or time limit) or a malformed message ends the collection: the
-``.partial`` is kept, ``collection_failed`` is appended with the reason, and one
-`CollectionError` line names the image.
+``.partial`` is kept, ``collection_failed`` is appended with the reason (`run_sealed`), and
+one `CollectionError` line names the image and says the collection was not sealed.
 
 `inspect_image` runs the same kind of worker for ``sealtrail image info``.
 """
@@ -25,13 +26,38 @@ A crash, a kill (stall or time limit) or a malformed message ends the collection
 from __future__ import annotations
 
 import errno
-import hashlib
 import os
 from collections.abc import Callable, Sequence
+from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from sealtrail.acquisition.collection import (
+    CHUNK,
+    ProgressFn,
+    build_manifest,
+    entry_record,
+    now_utc,
+    source_record,
+)
+from sealtrail.acquisition.image_worker import (
+    DEFAULT_STALL_LIMIT,
+    TAG_DATA,
+    TAG_MSG,
+    TAG_SLOT,
+    Channel,
+    Worker,
+    WorkerFailed,
+    b64,
+    unb64,
+)
+from sealtrail.acquisition.session import (
+    CollectionResult,
+    new_bundle_id,
+    result_of,
+    run_sealed,
+)
 from sealtrail.collectors.bodyfile import (
     BODYFILE_ARTIFACT,
     bodyfile_member_path,
@@ -43,29 +69,8 @@ from sealtrail.collectors.source import FileInfo, SwappedFile
 from sealtrail.custody.bundle_format import ns_text
 from sealtrail.custody.bundle_writer import BundleWriter, MemberSink, PendingMember
 from sealtrail.custody.case import Case
-from sealtrail.custody.collection import (
-    CHUNK,
-    ProgressFn,
-    build_manifest,
-    entry_record,
-    now_utc,
-    outcome_counts,
-    source_record,
-)
-from sealtrail.custody.image_worker import (
-    DEFAULT_STALL_LIMIT,
-    TAG_DATA,
-    TAG_MSG,
-    TAG_SLOT,
-    Channel,
-    Worker,
-    WorkerFailed,
-    b64,
-    unb64,
-)
 from sealtrail.custody.keys import SigningKey
-from sealtrail.custody.session import CollectionResult, new_bundle_id
-from sealtrail.errors import CollectionError, UsageError
+from sealtrail.errors import UsageError
 from sealtrail.worker_start import warm_up
 
 __all__ = [
@@ -523,68 +528,30 @@ def run_image_collection(
         CollectionError: the worker crashed or was killed, or the bundle could not be sealed;
             ``collection_failed`` is in the ledger and the ``.partial`` file is kept.
     """
-    ledger = case.ledger()
-    case.require_signer(ledger, key)
+    case.require_signer(case.ledger(), key)
     warm_up()  # the image worker's fork server starts while the ledger is written
     image_path = str(Path(job.image).resolve())
     started = now_utc()
     bundle_id = new_bundle_id(Path(job.image).name, started)
-    ledger.append(
-        key, "collection_started", role="examiner", subject={"bundle_id": bundle_id},
-        custody=custody,
-        details={"source": {"kind": "image", "path": image_path}, "requested": requested},
-    )
-    worker: Worker | None = None
-    writer: BundleWriter | None = None
-    got = _Received()
-    image = _ImageRanges(image_path)
-    try:
-        worker = Worker(image_path, _collect_in_child, job, shared_slots=True)
-        writer = BundleWriter(case.bundles_dir, bundle_id)
-        _receive(worker, writer, got, stall_limit, time_limit, progress, on_planned, image)
-        worker.close()
-        image.close()
-        finished = now_utc()
-        manifest = _manifest(case, key, bundle_id, image_path, got, requested, started,
-                             finished)
-        path, payload = writer.seal(manifest, key)
-    except BaseException as exc:
-        image.close()
-        if worker is not None:
-            worker.close()
-        partial = writer.abandon() if writer is not None else None
-        reason = "interrupted (Ctrl-C)" if isinstance(exc, KeyboardInterrupt) else str(exc)
-        details: dict[str, Any] = {"reason": reason}
-        if partial is not None:
-            details["partial_file"] = partial.name
+    source = {"kind": "image", "path": image_path}
+
+    def fill(writer: BundleWriter) -> dict[str, Any]:
+        got = _Received()
+        image = _ImageRanges(image_path)
         try:
-            ledger.append(key, "collection_failed", role="examiner",
-                          subject={"bundle_id": bundle_id}, details=details)
-        except Exception as ledger_exc:  # noqa: BLE001 - the original failure must surface
-            reason += f" (and the ledger could not record it: {ledger_exc})"
-        if isinstance(exc, KeyboardInterrupt | UsageError):
-            raise
-        kept = f"; unsealed data kept in {partial}" if partial is not None else ""
-        if isinstance(exc, WorkerFailed):
-            raise WorkerFailed(exc.image, f"{exc.reason}; collection {bundle_id} not sealed"
-                                          f"{kept}") from exc
-        if isinstance(exc, CollectionError | OSError):
-            text = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-            raise CollectionError(f"collection {bundle_id} failed: {text}{kept}") from exc
-        raise
-    manifest_sha256 = hashlib.sha256(payload).hexdigest()
-    outcomes = outcome_counts(got.members, got.entries)
-    total_bytes = sum(m["size"] for m in got.members)
-    entry = ledger.append(
-        key, "bundle_sealed", role="examiner",
-        subject={"bundle_id": bundle_id, "manifest_sha256": manifest_sha256},
-        custody=custody,
-        details={"bundle_file": path.name, "members": len(got.members), "bytes": total_bytes,
-                 "outcomes": outcomes, "storage": str(path.parent),
-                 "source": {"kind": "image", "path": image_path}},
+            with closing(Worker(image_path, _collect_in_child, job, shared_slots=True)) as worker:
+                _receive(worker, writer, got, stall_limit, time_limit, progress, on_planned,
+                         image)
+        finally:
+            image.close()
+        return _manifest(case, key, bundle_id, image_path, got, requested, started, now_utc())
+
+    run = run_sealed(
+        case, key, bundle_id, custody=custody, fill=fill,
+        started_details={"source": source, "requested": requested},
+        sealed_details=lambda _manifest: {"source": source},
     )
-    return CollectionResult(bundle_id, str(path), manifest_sha256, len(got.members),
-                            total_bytes, outcomes, started, finished, entry.index)
+    return result_of(run, bundle_id, started)
 
 
 def _manifest(case: Case, key: SigningKey, bundle_id: str, image_path: str, got: _Received,

@@ -23,11 +23,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sealtrail.collectors.plan import CollectionPlan
-from sealtrail.collectors.source import DirectorySource
-from sealtrail.custody.bundle_writer import BundleWriter
-from sealtrail.custody.case import Case
-from sealtrail.custody.collection import (
+from sealtrail.acquisition.collection import (
     ProgressFn,
     VolatileCapture,
     build_manifest,
@@ -36,9 +32,13 @@ from sealtrail.custody.collection import (
     write_plan,
     write_volatile,
 )
+from sealtrail.collectors.plan import CollectionPlan
+from sealtrail.collectors.source import DirectorySource
+from sealtrail.custody.bundle_writer import BundleWriter
+from sealtrail.custody.case import Case
 from sealtrail.custody.keys import SigningKey
-from sealtrail.custody.ledger import LedgerEntry
-from sealtrail.errors import CollectionError
+from sealtrail.custody.ledger import Ledger, LedgerEntry
+from sealtrail.errors import CollectionError, UsageError
 
 log = logging.getLogger(__name__)
 
@@ -139,6 +139,40 @@ class SealedRun:
     entry: LedgerEntry
 
 
+def _record_failure(ledger: Ledger, key: SigningKey, bundle_id: str, writer: BundleWriter,
+                    exc: BaseException) -> BaseException:
+    """Keep the ``.partial`` file, append ``collection_failed``, and return what to raise.
+
+    The returned exception says the collection was not sealed and where its data was kept;
+    if the ledger could not record the failure either, it says that too (that second failure
+    is never only logged). Ctrl-C and usage errors are returned as they are (with a note).
+    """
+    partial = writer.abandon()
+    reason = "interrupted (Ctrl-C)" if isinstance(exc, KeyboardInterrupt) else str(exc)
+    unrecorded = ""
+    try:
+        ledger.append(
+            key, "collection_failed", role="examiner", subject={"bundle_id": bundle_id},
+            details={"reason": reason, "partial_file": partial.name},
+        )
+    except Exception as ledger_exc:  # noqa: BLE001 - the original failure must surface
+        log.error("could not record the failed collection in the ledger: %s", ledger_exc)
+        unrecorded = f"; the ledger could not record the failure either: {ledger_exc}"
+    kept = f"; unsealed data kept in {partial}{unrecorded}"
+    if isinstance(exc, KeyboardInterrupt | UsageError):
+        if unrecorded:
+            exc.add_note(unrecorded.lstrip("; "))
+        return exc
+    if isinstance(exc, CollectionError):
+        return exc.with_context(f"collection {bundle_id} not sealed{kept}")
+    if isinstance(exc, OSError):
+        return CollectionError(
+            f"collection {bundle_id} failed: {exc.strerror or exc}{kept}")
+    if unrecorded:
+        exc.add_note(unrecorded.lstrip("; "))
+    return exc
+
+
 def run_sealed(
     case: Case,
     key: SigningKey,
@@ -165,23 +199,7 @@ def run_sealed(
         manifest = fill(writer)
         path, payload = writer.seal(manifest, key)
     except BaseException as exc:
-        partial = writer.abandon()
-        reason = "interrupted (Ctrl-C)" if isinstance(exc, KeyboardInterrupt) else str(exc)
-        try:
-            ledger.append(
-                key, "collection_failed", role="examiner", subject={"bundle_id": bundle_id},
-                details={"reason": reason, "partial_file": partial.name},
-            )
-        except Exception as ledger_exc:  # noqa: BLE001 - the original failure must surface
-            log.error("could not record the failed collection in the ledger: %s", ledger_exc)
-        if isinstance(exc, KeyboardInterrupt | CollectionError):
-            raise
-        if isinstance(exc, OSError):
-            raise CollectionError(
-                f"collection {bundle_id} failed: {exc.strerror or exc}; "
-                f"unsealed data kept in {partial}"
-            ) from exc
-        raise
+        raise _record_failure(ledger, key, bundle_id, writer, exc) from exc
     manifest_sha256 = hashlib.sha256(payload).hexdigest()
     totals = manifest["totals"]
     entry = ledger.append(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from sealtrail.custody.image_worker import TAG_SLOT, Channel, Worker
+from sealtrail.acquisition.image_worker import TAG_SLOT, Channel, Worker
 from tests.process_memory import forked_holder, held_secrets, key_secrets, loaded_key
 
 

@@ -38,8 +38,8 @@ from collections.abc import Callable, Iterator
 from multiprocessing.reduction import DupFd
 from typing import Any
 
+from sealtrail.acquisition.collection import CHUNK
 from sealtrail.custody.canonical import NotCanonicalError, json_text, parse_json
-from sealtrail.custody.collection import CHUNK
 from sealtrail.errors import CollectionError, SealtrailError, UsageError
 from sealtrail.worker_start import worker_context
 
@@ -79,6 +79,9 @@ class WorkerFailed(CollectionError):
         self.image = image
         self.reason = reason
         super().__init__(f"{image}: image worker {reason}")
+
+    def with_context(self, context: str) -> WorkerFailed:
+        return WorkerFailed(self.image, f"{self.reason}; {context}")
 
 
 # -- the channel between worker and parent ------------------------------------------------
