@@ -24,8 +24,8 @@ from sealtrail.analysis.parsers.bodyfile import _SNIFF
 from sealtrail.custody.case import Case
 from sealtrail.custody.verify import check_case
 from sealtrail.errors import CollectionError, UsageError
-from tests.conftest import collect
 from tests.acquisition.test_collection import manifest_of
+from tests.conftest import collect
 from tests.shared_data import upstream_path
 
 FIXTURE_IMAGES = Path(__file__).resolve().parents[2] / "fixtures" / "images"
