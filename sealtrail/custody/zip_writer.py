@@ -125,9 +125,14 @@ class StoredZip:
         self._open = None
 
     def add(self, name: str, data: bytes, external_attr: int, crc: int) -> None:
-        """A whole small member (no ZIP64 fields unless its size needs them)."""
+        """A member given whole (no ZIP64 fields unless its size needs them), of any size:
+        appended in pieces of at most ``max_append`` bytes (a manifest of a large tree is
+        far bigger than one staging buffer)."""
         entry = self.begin(name, external_attr, zip64=len(data) * 1.05 > ZIP64_LIMIT)
-        self._out.append(data)
+        view = memoryview(data)
+        step = self._out.max_append
+        for start in range(0, len(view), step):
+            self._out.append(view[start:start + step])
         self.end(entry, crc, len(data))
 
     def finish(self) -> None:

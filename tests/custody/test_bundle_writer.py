@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import random
 import zipfile
 import zlib
 from pathlib import Path
 
+import orjson
 import pytest
 
 from sealtrail.custody import bundle_writer, direct_file
@@ -131,3 +133,25 @@ def test_without_a_python_to_start_the_helper_the_hash_thread_does_the_work(
     assert sink.close().sha256 == hashlib.sha256(b"q" * 100_000).hexdigest()
     assert writer._process is None and writer._pool is not None
     writer.seal({"members": []}, keyring.alice.key)
+
+
+def test_a_manifest_larger_than_a_staging_buffer_is_sealed(
+    tmp_path: Path, keyring: Keyring, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The envelope of a large tree's manifest spans many staging buffers: it used to go into
+    one append and fail the seal (``append of N bytes: at most 8388608 at once``), after the
+    whole walk, leaving a ``.partial``."""
+    monkeypatch.setattr(direct_file, "STAGE", SMALL_STAGE)
+    writer = BundleWriter(tmp_path, "big-manifest")
+    sink = writer.open_member(b"f")
+    sink.write(b"x")
+    sink.close()
+    manifest = {"type": "t", "padding": ["p" * 100] * (10 * SMALL_STAGE // 100)}
+    path, payload = writer.seal(manifest, keyring.alice.key)
+    assert path.name == "big-manifest.stb"
+    assert not writer.partial_path.exists()
+    with zipfile.ZipFile(path) as archive:
+        assert archive.testzip() is None
+        envelope = archive.read("manifest.dsse.json")
+    assert len(envelope) > 10 * SMALL_STAGE
+    assert base64.b64decode(orjson.loads(envelope)["payload"]) == payload
