@@ -56,6 +56,24 @@ class CollectionError(SealtrailError):
         return CollectionError(f"{self}; {context}")
 
 
+class ManifestTooLarge(CollectionError):
+    """The signed manifest would exceed the format's bound (``MAX_ENVELOPE_BYTES``): raised at
+    the seal, before anything is named ``.stb``; the ``.partial`` file is kept.
+
+    Attributes:
+        expected: the most bytes ``manifest.dsse.json`` may have.
+        observed: the bytes this collection's envelope has.
+    """
+
+    def __init__(self, message: str, *, expected: int, observed: int) -> None:
+        super().__init__(message)
+        self.expected, self.observed = expected, observed
+
+    def with_context(self, context: str) -> ManifestTooLarge:
+        return ManifestTooLarge(f"{self}; {context}", expected=self.expected,
+                                observed=self.observed)
+
+
 class AnalysisError(SealtrailError):
     """An ingest, query, export or scan that cannot be done as asked."""
 

@@ -27,6 +27,11 @@ MANIFEST_KIND = "sealtrail.bundle-manifest"
 DATA_PREFIX = "data/"
 VOLATILE_PREFIX = "volatile/"
 BUNDLE_SUFFIX = ".stb"
+#: The most bytes ``manifest.dsse.json`` may have (docs/bundle-format.md section 3): a reader
+#: rejects a larger one unread, and the writer fails a collection whose envelope would exceed
+#: it. Verifying a manifest at this bound needs about 5x its payload in memory (the payload
+#: and its parsed records; docs/benchmarks.md), and it holds millions of members.
+MAX_ENVELOPE_BYTES = 1 << 30
 PARTIAL_SUFFIX = ".stb.partial"
 
 _SAFE = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-/")

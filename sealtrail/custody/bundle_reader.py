@@ -35,6 +35,7 @@ from sealtrail.custody.bundle_format import (
     MANIFEST_KIND,
     MANIFEST_MEMBER,
     MANIFEST_TYPE,
+    MAX_ENVELOPE_BYTES,
     fold_name,
     split_dedup_suffix,
     unsafe_member_name_reason,
@@ -58,7 +59,6 @@ __all__ = ["BundleCheck", "BundleFile", "MemberWindow", "ZipMember", "check_bund
 
 _STORED = 0
 _CHUNK = 1 << 20
-MAX_MANIFEST_BYTES = 1 << 30
 # Base64 fields of a manifest's ``source`` objects (section 4 of the format).
 _SOURCE_B64_FIELDS = ("path_b64", "link_target_b64")
 
@@ -69,7 +69,7 @@ class BundleCheck:
     path: Path
     bundle_id: str | None = None
     manifest: dict[str, Any] | None = None
-    manifest_payload: bytes | None = None
+    manifest_sha256: str | None = None  # of the payload bytes (the ledger records it)
     signer: PublicKey | None = None
     members_checked: int = 0
     bytes_checked: int = 0
@@ -137,10 +137,20 @@ class BundleFile:
             )
         return MemberWindow(self.path, self._data_offset(member), member.compress_size)
 
-    def read_member(self, member: ZipMember, limit: int) -> bytes:
+    def read_member(self, member: ZipMember, limit: int) -> bytearray:
+        """The whole member, read into one buffer of its size (no second copy: a manifest
+        envelope can be gigabytes); more than ``limit`` bytes is refused unread."""
         if member.compress_size > limit:
-            raise ManifestInvalid(f"{self.where} member {member.name}", "too large")
-        return b"".join(self.iter_raw(member))
+            raise ManifestInvalid(f"{self.where} member {member.name}",
+                                  f"larger than the {limit} bytes the format allows",
+                                  expected=limit, observed=member.compress_size)
+        out = bytearray(member.compress_size)
+        view, at = memoryview(out), 0
+        for chunk in self.iter_raw(member):
+            view[at:at + len(chunk)] = chunk
+            at += len(chunk)
+        view.release()
+        return out
 
     def member(self, name: str) -> ZipMember | None:
         for member in self.members:
@@ -261,7 +271,7 @@ def open_manifest(
     member = bundle.member(MANIFEST_MEMBER)
     if member is None:
         raise MemberMissing(bundle.where, f"no {MANIFEST_MEMBER}: the bundle was never sealed")
-    envelope = Envelope.parse(bundle.read_member(member, MAX_MANIFEST_BYTES), bundle.where)
+    envelope = Envelope.parse(bundle.read_member(member, MAX_ENVELOPE_BYTES), bundle.where)
     verified = envelope.verify(MANIFEST_TYPE, trusted, f"{bundle.where} manifest")
     try:
         manifest = parse_canonical_json(verified.payload)
@@ -339,8 +349,10 @@ def check_bundle(path: Path, trusted: Iterable[PublicKey]) -> BundleCheck:
         except CustodyError as exc:
             result.problems.append(exc)
             return result
-        result.manifest, result.manifest_payload = manifest, verified.payload
+        result.manifest = manifest
+        result.manifest_sha256 = hashlib.sha256(verified.payload).hexdigest()
         result.signer = verified.signer
+        del verified  # the payload bytes: the parsed manifest is all that is needed now
         result.bundle_id = manifest.get("bundle_id")
         result.problems.extend(check_totals(manifest, bundle.where))
         result.problems.extend(check_manifest_base64(manifest, bundle.where))

@@ -47,6 +47,7 @@ from sealtrail.custody.bundle_format import (
     BUNDLE_SUFFIX,
     MANIFEST_MEMBER,
     MANIFEST_TYPE,
+    MAX_ENVELOPE_BYTES,
     PARTIAL_SUFFIX,
     encode_member_name,
     fold_name,
@@ -59,7 +60,7 @@ from sealtrail.custody.envelope import sign_envelope
 from sealtrail.custody.hash_process import HashProcess, RangeTicket
 from sealtrail.custody.keys import SigningKey
 from sealtrail.custody.zip_writer import StoredZip, ZipEntry
-from sealtrail.errors import CollectionError
+from sealtrail.errors import CollectionError, ManifestTooLarge
 
 _READ_ONLY_FILE = 0o100444 << 16  # ZIP external attributes: a regular file, r--r--r--
 # A member whose first chunk is smaller is hashed on the calling thread: a hand-off to the
@@ -364,6 +365,14 @@ class BundleWriter:
         """
         payload = canonical_json(manifest)
         envelope = sign_envelope(MANIFEST_TYPE, payload, key)
+        if len(envelope) > MAX_ENVELOPE_BYTES:
+            members = manifest.get("members")
+            count = len(members) if isinstance(members, list) else "?"
+            raise ManifestTooLarge(
+                f"the signed manifest of {count} members is {len(envelope)} bytes; a bundle's "
+                f"manifest may have at most {MAX_ENVELOPE_BYTES} (docs/bundle-format.md "
+                "section 3): collect the source in parts (one --path per top folder)",
+                expected=MAX_ENVELOPE_BYTES, observed=len(envelope))
         self._zip.add(MANIFEST_MEMBER, envelope, _READ_ONLY_FILE, crc32(envelope, 0))
         self._stop_hashing()
         self._zip.finish()

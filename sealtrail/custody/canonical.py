@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+from collections.abc import Iterator
 from typing import Any
 
 import orjson
@@ -92,16 +93,56 @@ def parse_json(data: bytes | str) -> Any:
         raise NotCanonicalError(f"not valid JSON: {exc}") from exc
 
 
-def parse_canonical_json(data: bytes) -> Any:
+def parse_canonical_json(data: bytes | bytearray | memoryview) -> Any:
     """Parse bytes that must already be canonical; anything else is rejected.
 
     Rejecting non-canonical input means there is exactly one byte string for each record, so
     a verifier never has to decide which of two spellings was signed.
+
+    The comparison is made piece by piece (`canonical_pieces`): a manifest of millions of
+    records is never serialised again as a whole, so checking it costs no second copy of it.
     """
     value = parse_json(data)
-    if canonical_json(value) != data:
+    view = memoryview(data).cast("B")
+    at = 0
+    for piece in canonical_pieces(value):
+        if view[at:at + len(piece)] != piece:
+            raise NotCanonicalError("JSON is not in canonical form")
+        at += len(piece)
+    if at != len(view):
         raise NotCanonicalError("JSON is not in canonical form")
     return value
+
+
+#: Containers nested deeper than this are serialised whole by `canonical_pieces` (a manifest's
+#: records are at depth 2: the top-level object, then its ``members`` array).
+_PIECE_DEPTH = 2
+
+
+def canonical_pieces(value: Any, depth: int = _PIECE_DEPTH) -> Iterator[bytes]:
+    """The bytes of ``canonical_json(value)``, in pieces: objects and arrays down to ``depth``
+    levels are taken apart (keys sorted, as orjson sorts ASCII keys), deeper values are
+    serialised whole. ``b"".join`` of the pieces equals ``canonical_json(value)``; the domain
+    check is the same (raises ``NotCanonicalError``)."""
+    kind = type(value)
+    if depth <= 0 or kind not in (dict, list):
+        yield canonical_json(value)
+    elif kind is dict:
+        for key in value:
+            if type(key) is not str or not key.isascii():
+                raise NotCanonicalError(f"$: key {key!r} is not an ASCII string")
+        yield b"{"
+        for i, key in enumerate(sorted(value)):
+            yield b'%s%s:' % (b"," if i else b"", orjson.dumps(key))
+            yield from canonical_pieces(value[key], depth - 1)
+        yield b"}"
+    else:
+        yield b"["
+        for i, item in enumerate(value):
+            if i:
+                yield b","
+            yield from canonical_pieces(item, depth - 1)
+        yield b"]"
 
 
 def strict_b64decode(text: object) -> bytes:
@@ -122,6 +163,31 @@ def strict_b64decode(text: object) -> bytes:
         raise NotCanonicalError("not valid base64 (standard alphabet, padded)") from None
     if base64.b64encode(raw).decode("ascii") != text:
         raise NotCanonicalError("base64 is not in canonical form (non-zero pad bits or padding)")
+    return raw
+
+
+def strict_b64decode_buffer(text: memoryview) -> bytes:
+    """`strict_b64decode` for base64 held as bytes (a manifest envelope's payload, which can be
+    gigabytes): decoded without a copy of the text, then encoded again and compared in 3 MiB
+    steps, so only the decoded bytes are allocated.
+
+    Raises:
+        NotCanonicalError: not canonical standard base64.
+    """
+    text = text.cast("B")
+    try:
+        raw = binascii.a2b_base64(text, strict_mode=True)
+    except (binascii.Error, ValueError):
+        raise NotCanonicalError("not valid base64 (standard alphabet, padded)") from None
+    if len(text) != 4 * -(-len(raw) // 3):
+        raise NotCanonicalError("base64 is not in canonical form (non-zero pad bits or padding)")
+    step = 3 << 20
+    view = memoryview(raw)
+    for at in range(0, len(raw), step):
+        if binascii.b2a_base64(view[at:at + step], newline=False) != \
+                text[at // 3 * 4:(at + step) // 3 * 4]:
+            raise NotCanonicalError(
+                "base64 is not in canonical form (non-zero pad bits or padding)")
     return raw
 
 

@@ -17,6 +17,7 @@ fails to verify rejects the envelope (a tampered signature is never silently out
 from __future__ import annotations
 
 import base64
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -26,6 +27,7 @@ from sealtrail.custody.canonical import (
     pae,
     parse_canonical_json,
     strict_b64decode,
+    strict_b64decode_buffer,
 )
 from sealtrail.custody.keys import PublicKey, SigningKey
 from sealtrail.errors import ManifestInvalid, SignatureInvalid, UntrustedKey
@@ -42,21 +44,28 @@ class VerifiedPayload:
 def sign_envelope(payload_type: str, payload: bytes, key: SigningKey) -> bytes:
     """Return the envelope bytes (canonical JSON) carrying ``payload`` signed by ``key``."""
     signature = key.sign(pae(payload_type, payload))
-    return canonical_json(
+    # ``payload`` sorts first, and base64 text is a JSON string as it is (no escapes), so the
+    # canonical envelope is this prefix, the base64 bytes, then the canonical rest minus its
+    # "{": built without a str copy of a manifest that can be gigabytes long.
+    rest = canonical_json(
         {
             "payloadType": payload_type,
-            "payload": base64.b64encode(payload).decode(),
             "signatures": [{"keyid": key.key_id, "sig": base64.b64encode(signature).decode()}],
         }
     )
+    return b"".join((_PAYLOAD_PREFIX, base64.b64encode(payload), b'",', rest[1:]))
 
 
 _ENVELOPE_KEYS = frozenset({"payload", "payloadType", "signatures"})
+_PAYLOAD_PREFIX = b'{"payload":"'
+_BASE64_TEXT = re.compile(rb"[A-Za-z0-9+/]*={0,2}")
 _SIGNATURE_KEYS = frozenset({"keyid", "sig"})
 
 
 def _b64(value: object, where: str, field: str) -> bytes:
     try:
+        if isinstance(value, memoryview):
+            return strict_b64decode_buffer(value)
         return strict_b64decode(value)
     except NotCanonicalError as exc:
         raise ManifestInvalid(where, f"envelope {field} is not strict base64: {exc}") from None
@@ -69,7 +78,37 @@ class Envelope:
     signatures: tuple[tuple[str, bytes], ...]
 
     @classmethod
-    def parse(cls, data: bytes, where: str) -> Envelope:
+    def parse(cls, data: bytes | bytearray | memoryview, where: str) -> Envelope:
+        """Parse and check an envelope (the checks of the module docstring).
+
+        An envelope that begins ``{"payload":"`` followed by base64 text and ``",`` is taken
+        apart there: the base64 is decoded straight from ``data`` and the rest is parsed as
+        ``{`` + rest. That is the same verdict as parsing the whole (base64 text needs no JSON
+        escape, and ``payload`` sorts before the other keys, so the whole is canonical exactly
+        when the rest is), without a str copy of the payload and a second serialisation of it:
+        a manifest envelope can be gigabytes. Any other shape is parsed whole, for its error.
+        """
+        view = memoryview(data).cast("B")
+        start = len(_PAYLOAD_PREFIX)
+        if view[:start] == _PAYLOAD_PREFIX:
+            end = (bytes(data) if isinstance(data, memoryview) else data).find(b'"', start)
+            if (end > 0 and view[end + 1:end + 2] == b","
+                    and _BASE64_TEXT.fullmatch(view[start:end])):
+                try:
+                    head = parse_canonical_json(b"{" + bytes(view[end + 2:]))
+                except NotCanonicalError:
+                    head = None  # parsed whole below, for the error it gives there
+                if (isinstance(head, dict) and set(head) == _ENVELOPE_KEYS - {"payload"}
+                        and isinstance(head["payloadType"], str)):
+                    signatures = cls._signatures(head, where)
+                    payload = _b64(view[start:end], where, "payload")
+                    return cls(head["payloadType"], payload, signatures)
+        obj = cls._parse_obj(view, where)
+        signatures = cls._signatures(obj, where)
+        return cls(obj["payloadType"], _b64(obj.get("payload"), where, "payload"), signatures)
+
+    @staticmethod
+    def _parse_obj(data: bytes | memoryview, where: str) -> dict:
         try:
             obj = parse_canonical_json(data)
         except NotCanonicalError as exc:
@@ -83,6 +122,10 @@ class Envelope:
             )
         if not isinstance(obj["payloadType"], str):
             raise ManifestInvalid(where, "signature envelope has no payloadType")
+        return obj
+
+    @staticmethod
+    def _signatures(obj: dict, where: str) -> tuple[tuple[str, bytes], ...]:
         sigs = obj["signatures"]
         if not isinstance(sigs, list) or not sigs:
             raise ManifestInvalid(where, "signature envelope has no signatures")
@@ -92,7 +135,7 @@ class Envelope:
                     or not isinstance(item["keyid"], str)):
                 raise ManifestInvalid(where, f"signature envelope has a malformed signature {i}")
             parsed.append((item["keyid"], _b64(item["sig"], where, f"signature {i} sig")))
-        return cls(obj["payloadType"], _b64(obj.get("payload"), where, "payload"), tuple(parsed))
+        return tuple(parsed)
 
     def signer_key_ids(self) -> list[str]:
         return [key_id for key_id, _ in self.signatures]

@@ -18,7 +18,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sealtrail.custody.bundle_format import MANIFEST_KIND, MANIFEST_MEMBER, MANIFEST_TYPE
+from sealtrail.custody.bundle_format import (
+    MANIFEST_KIND,
+    MANIFEST_MEMBER,
+    MANIFEST_TYPE,
+    MAX_ENVELOPE_BYTES,
+)
 from sealtrail.custody.bundle_reader import (
     BundleFile,
     check_names,
@@ -99,7 +104,7 @@ def read_unverified_manifest(bundle: BundleFile) -> dict:
     member = bundle.member(MANIFEST_MEMBER)
     if member is None:
         raise MemberMissing(bundle.where, f"no {MANIFEST_MEMBER}: the bundle was never sealed")
-    envelope = Envelope.parse(bundle.read_member(member, 1 << 30), bundle.where)
+    envelope = Envelope.parse(bundle.read_member(member, MAX_ENVELOPE_BYTES), bundle.where)
     if envelope.payload_type != MANIFEST_TYPE:
         raise ManifestInvalid(bundle.where, "wrong payload type", expected=MANIFEST_TYPE,
                               observed=envelope.payload_type)

@@ -112,6 +112,8 @@ class PublicKey:
         """True if ``signature`` is a valid Ed25519 signature of ``message`` by this key."""
         if len(signature) != 64:
             return False
+        if len(message) >= _LARGE_MESSAGE and len(self.raw) == 32:
+            return _verify_large(self.raw, message, signature)
         try:
             nacl.signing.VerifyKey(self.raw).verify(message, signature)
         except (nacl.exceptions.BadSignatureError, nacl.exceptions.ValueError, ValueError):
@@ -160,6 +162,22 @@ class SigningKey:
 
     def __repr__(self) -> str:  # never print the seed
         return f"SigningKey(name={self.name!r}, key_id={self.key_id!r})"
+
+
+#: From this size on a message is verified by `_verify_large` (a manifest's PAE bytes).
+_LARGE_MESSAGE = 1 << 20
+
+
+def _verify_large(raw_key: bytes, message: bytes, signature: bytes) -> bool:
+    """libsodium's ``crypto_sign_open`` with no output buffer: the same Ed25519 check as
+    ``VerifyKey.verify``, which also allocates a copy of the message for its output and a
+    second one for the result (three extra copies of a manifest of gigabytes; this makes one,
+    signature + message, which the call needs)."""
+    from nacl._sodium import ffi, lib  # PyNaCl's libsodium binding, as nacl.bindings uses it
+
+    signed = signature + message
+    length = ffi.new("unsigned long long *")
+    return lib.crypto_sign_open(ffi.NULL, length, signed, len(signed), raw_key) == 0
 
 
 def write_key_pair(key: SigningKey, out_dir: Path) -> tuple[Path, Path]:

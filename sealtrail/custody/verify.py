@@ -37,7 +37,6 @@ Exit status (CLI): 0 when there is no problem, 1 otherwise.
 
 from __future__ import annotations
 
-import hashlib
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -362,8 +361,8 @@ def _check_bundles(
         bundles += 1
         report.checked["members"] = report.checked.get("members", 0) + result.members_checked
         report.checked["bytes"] = report.checked.get("bytes", 0) + result.bytes_checked
-        if result.manifest_payload is not None:
-            digest = hashlib.sha256(result.manifest_payload).hexdigest()
+        if result.manifest_sha256 is not None:
+            digest = result.manifest_sha256
             recorded = (fields.get("subject") or {}).get("manifest_sha256")
             if digest != recorded:
                 report.problems.append(
@@ -405,9 +404,9 @@ def check_single_bundle(path: Path, trusted: Sequence[PublicKey]) -> Verificatio
         "members": result.members_checked,
         "bytes": result.bytes_checked,
     }
-    if result.manifest_payload is not None:
+    if result.manifest_sha256 is not None:
         report.notices.append(
-            "manifest sha256 " + hashlib.sha256(result.manifest_payload).hexdigest()
+            "manifest sha256 " + result.manifest_sha256
             + " (compare with the case ledger's bundle_sealed entry)"
         )
     return report
