@@ -97,6 +97,12 @@ def _snapshot(st: os.stat_result) -> dict[str, Any]:
     }
 
 
+def _state(st: os.stat_result) -> tuple[int, int, int, int]:
+    """What `_snapshot` records, as numbers: compared for every file, formatted only when the
+    file changed."""
+    return st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino
+
+
 @dataclass
 class CollectionTally:
     files_done: int = 0
@@ -176,7 +182,7 @@ def copy_item(
         )
         return record, None
     changed = (
-        _snapshot(before) != _snapshot(after)
+        _state(before) != _state(after)
         or written.size != before.st_size
         or before.st_size != item.info.size
         or before.st_mtime_ns != item.info.mtime_ns

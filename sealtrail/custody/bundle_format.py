@@ -18,6 +18,7 @@ the bundle reader rejects a ``~N`` no earlier member made necessary.
 
 from __future__ import annotations
 
+import functools
 import re
 from datetime import UTC, datetime
 
@@ -163,5 +164,11 @@ def ns_text(ns: int | None) -> str | None:
     if ns is None:
         return None
     seconds, frac = divmod(ns, 1_000_000_000)
-    base = datetime.fromtimestamp(seconds, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S")
-    return f"{base}.{frac:09d}Z"
+    return f"{_second_text(seconds)}.{frac:09d}Z"
+
+
+@functools.lru_cache(maxsize=4096)
+def _second_text(seconds: int) -> str:
+    """A whole second as RFC 3339 UTC without fraction; cached, since the files of one tree
+    share few distinct seconds and ``strftime`` was a fifth of a 200k-file walk's time."""
+    return datetime.fromtimestamp(seconds, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S")

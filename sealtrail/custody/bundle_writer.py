@@ -56,7 +56,7 @@ from sealtrail.custody.canonical import canonical_json
 from sealtrail.custody.checksums import crc32
 from sealtrail.custody.direct_file import StagedFile
 from sealtrail.custody.durable import fsync_dir
-from sealtrail.custody.envelope import sign_envelope
+from sealtrail.custody.envelope import sign_envelope_parts
 from sealtrail.custody.hash_process import HashProcess, RangeTicket
 from sealtrail.custody.keys import SigningKey
 from sealtrail.custody.zip_writer import StoredZip, ZipEntry
@@ -364,16 +364,21 @@ class BundleWriter:
         Returns the final path and the manifest payload bytes (whose SHA-256 the ledger records).
         """
         payload = canonical_json(manifest)
-        envelope = sign_envelope(MANIFEST_TYPE, payload, key)
-        if len(envelope) > MAX_ENVELOPE_BYTES:
+        envelope = sign_envelope_parts(MANIFEST_TYPE, payload, key)  # no joined copy
+        size = sum(len(part) for part in envelope)
+        if size > MAX_ENVELOPE_BYTES:
             members = manifest.get("members")
             count = len(members) if isinstance(members, list) else "?"
             raise ManifestTooLarge(
-                f"the signed manifest of {count} members is {len(envelope)} bytes; a bundle's "
+                f"the signed manifest of {count} members is {size} bytes; a bundle's "
                 f"manifest may have at most {MAX_ENVELOPE_BYTES} (docs/bundle-format.md "
                 "section 3): collect the source in parts (one --path per top folder)",
-                expected=MAX_ENVELOPE_BYTES, observed=len(envelope))
-        self._zip.add(MANIFEST_MEMBER, envelope, _READ_ONLY_FILE, crc32(envelope, 0))
+                expected=MAX_ENVELOPE_BYTES, observed=size)
+        crc = 0
+        for part in envelope:
+            crc = crc32(part, crc)
+        self._zip.add(MANIFEST_MEMBER, envelope, _READ_ONLY_FILE, crc)
+        del envelope
         self._stop_hashing()
         self._zip.finish()
         self.file.finish()  # the staged tail written, then fsync

@@ -196,6 +196,12 @@ def pretty_json(value: Any) -> str:
     return orjson.dumps(value, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS).decode()
 
 
+def pretty_json_bytes(value: Any) -> bytes:
+    """`pretty_json` as UTF-8 bytes, without the str copy (a manifest of millions of
+    records, written beside an extraction). Never hashed or signed."""
+    return orjson.dumps(value, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS)
+
+
 def json_text(value: Any) -> str:
     """Compact JSON for data columns (never hashed or signed); non-str keys become strings."""
     return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()

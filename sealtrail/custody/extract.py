@@ -30,7 +30,11 @@ from sealtrail.custody.bundle_reader import (
     manifest_members,
     open_manifest,
 )
-from sealtrail.custody.canonical import NotCanonicalError, parse_canonical_json, pretty_json
+from sealtrail.custody.canonical import (
+    NotCanonicalError,
+    parse_canonical_json,
+    pretty_json_bytes,
+)
 from sealtrail.custody.envelope import Envelope
 from sealtrail.custody.keys import PublicKey
 from sealtrail.errors import (
@@ -95,7 +99,9 @@ def extract_bundle(path: Path, dest: Path, trusted: Sequence[PublicKey]) -> Extr
                     result.written.append(member.name)
         finally:
             os.close(root_fd)
-        (dest / "manifest.json").write_text(pretty_json(manifest) + "\n")
+        with open(dest / "manifest.json", "wb") as out:
+            out.write(pretty_json_bytes(manifest))
+            out.write(b"\n")
     return result
 
 

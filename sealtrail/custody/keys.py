@@ -158,6 +158,8 @@ class SigningKey:
 
     def sign(self, message: bytes) -> bytes:
         """The 64-byte Ed25519 signature of ``message``."""
+        if len(message) >= _LARGE_MESSAGE:
+            return _sign_large(_nacl_signing_key(self.seed), message)
         return _nacl_signing_key(self.seed).sign(message).signature
 
     def __repr__(self) -> str:  # never print the seed
@@ -178,6 +180,20 @@ def _verify_large(raw_key: bytes, message: bytes, signature: bytes) -> bool:
     signed = signature + message
     length = ffi.new("unsigned long long *")
     return lib.crypto_sign_open(ffi.NULL, length, signed, len(signed), raw_key) == 0
+
+
+def _sign_large(key: nacl.signing.SigningKey, message: bytes) -> bytes:
+    """libsodium's ``crypto_sign`` into one output buffer, of which only the signature is
+    copied out: ``SigningKey.sign`` also returns signature + message as a new bytes object
+    (two copies of a manifest of gigabytes; this makes the one the call writes)."""
+    from nacl._sodium import ffi, lib
+
+    signed = ffi.new("unsigned char[]", len(message) + 64)
+    length = ffi.new("unsigned long long *")
+    secret = key._signing_key  # noqa: SLF001 - the 64-byte libsodium secret key
+    if lib.crypto_sign(signed, length, message, len(message), secret) != 0:
+        raise ValueError("libsodium crypto_sign failed")
+    return bytes(ffi.buffer(signed, 64))
 
 
 def write_key_pair(key: SigningKey, out_dir: Path) -> tuple[Path, Path]:

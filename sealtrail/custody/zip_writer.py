@@ -124,16 +124,19 @@ class StoredZip:
         self._entries.append(entry)
         self._open = None
 
-    def add(self, name: str, data: bytes, external_attr: int, crc: int) -> None:
-        """A member given whole (no ZIP64 fields unless its size needs them), of any size:
-        appended in pieces of at most ``max_append`` bytes (a manifest of a large tree is
-        far bigger than one staging buffer)."""
-        entry = self.begin(name, external_attr, zip64=len(data) * 1.05 > ZIP64_LIMIT)
-        view = memoryview(data)
+    def add(self, name: str, data: bytes | list[bytes], external_attr: int, crc: int) -> None:
+        """A member given whole, or as parts to be concatenated (no ZIP64 fields unless its
+        size needs them), of any size: appended in pieces of at most ``max_append`` bytes (a
+        manifest of a large tree is far bigger than one staging buffer)."""
+        parts = data if isinstance(data, list) else [data]
+        size = sum(len(part) for part in parts)
+        entry = self.begin(name, external_attr, zip64=size * 1.05 > ZIP64_LIMIT)
         step = self._out.max_append
-        for start in range(0, len(view), step):
-            self._out.append(view[start:start + step])
-        self.end(entry, crc, len(data))
+        for part in parts:
+            view = memoryview(part)
+            for start in range(0, len(view), step):
+                self._out.append(view[start:start + step])
+        self.end(entry, crc, size)
 
     def finish(self) -> None:
         """Write the central directory and the end records (ZIP64 ones where needed)."""

@@ -234,3 +234,51 @@ def test_interrupted_collection_leaves_no_bundle_and_records_the_failure(
     report = check_case(case.root, [keyring.alice.key.public])
     assert report.ok
     assert any("unsealed collection" in n for n in report.notices)
+
+
+@pytest.mark.slow
+def test_200k_members_seal_verify_and_extract(tmp_path, keyring, case):
+    """A tree of 200,000 files (a /var/log, a home folder, ``--path '**'`` on an image): its
+    manifest spans many staging buffers. It used to fail at the seal, after the whole walk,
+    with ``append of N bytes: at most 8388608 at once`` and a ``.stb.partial`` left."""
+    from sealtrail.custody.extract import extract_bundle
+
+    host = tmp_path / "host"
+    count = 200_000
+    for start in range(0, count, 1000):
+        folder = host / "var" / "log" / f"d{start // 1000:03d}"
+        folder.mkdir(parents=True)
+        for i in range(1000):
+            os.close(os.open(folder / f"f{i:03d}.log", os.O_WRONLY | os.O_CREAT, 0o644))
+    (host / "var" / "log" / "d000" / "f000.log").write_bytes(b"first\n")
+    result = collect(case, keyring.alice.key, host, paths=("var/log/**",))
+    assert result.members == count
+    assert not list(case.bundles_dir.glob("*.partial"))
+    report = check_case(case.root, [keyring.alice.key.public])
+    assert report.ok, report.problems[:3]
+    assert report.checked["members"] == count
+    dest = tmp_path / "out"
+    extracted = extract_bundle(Path(result.bundle_path), dest, [keyring.alice.key.public])
+    assert not extracted.problems
+    assert len(extracted.written) == count
+    assert (dest / "data/var/log/d000/f000.log").read_bytes() == b"first\n"
+    assert (dest / "data/var/log/d199/f999.log").read_bytes() == b""
+
+
+def test_a_manifest_over_the_format_bound_fails_the_seal_and_keeps_the_partial(
+        tmp_path, keyring, linux_host, case, monkeypatch):
+    """The writer never seals a manifest a reader must reject (docs/bundle-format.md 3):
+    the collection fails with the sizes, the ``.partial`` is kept, the ledger says so."""
+    from sealtrail.custody import bundle_writer
+    from sealtrail.errors import ManifestTooLarge
+
+    monkeypatch.setattr(bundle_writer, "MAX_ENVELOPE_BYTES", 4000)
+    with pytest.raises(ManifestTooLarge, match=r"at most 4000 \(docs/bundle-format.md") as info:
+        collect(case, keyring.alice.key, linux_host)
+    assert info.value.expected == 4000
+    assert info.value.observed > 4000
+    assert "not sealed; unsealed data kept in" in str(info.value)
+    assert not list(case.bundles_dir.glob("*.stb"))
+    assert len(list(case.bundles_dir.glob("*.stb.partial"))) == 1
+    actions = [e.action for e in case.ledger().entries()]
+    assert actions == ["case_opened", "collection_started", "collection_failed"]

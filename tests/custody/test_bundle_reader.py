@@ -452,3 +452,21 @@ def test_zip64_extra_field_disagreeing_with_the_central_directory_is_reported(se
     problem = only_problem(check(sealed_case))
     assert isinstance(problem, ContainerInvalid)
     assert "local header disagrees with the central directory" in problem.message
+
+
+def test_manifest_envelope_over_the_format_bound_is_rejected_unread(sealed_case, monkeypatch):
+    """docs/bundle-format.md section 3 bounds manifest.dsse.json, so a verifier's memory is
+    bounded too; the reader refuses a larger one before reading it, naming both sizes."""
+    from sealtrail.custody import bundle_reader
+
+    size = len(read_envelope_bytes(sealed_case.bundle))
+    monkeypatch.setattr(bundle_reader, "MAX_ENVELOPE_BYTES", size - 1)
+    problem = only_problem(check(sealed_case))
+    assert isinstance(problem, ManifestInvalid)
+    assert problem.message == f"larger than the {size - 1} bytes the format allows"
+    assert (problem.expected, problem.observed) == (size - 1, size)
+
+
+def read_envelope_bytes(bundle):
+    with zipfile.ZipFile(bundle) as archive:
+        return archive.read(MANIFEST_MEMBER)
