@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -85,8 +86,25 @@ def canonical_json_of_part(value: Any) -> bytes:
     return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
 
 
-def parse_json(data: bytes | str) -> Any:
-    """Parse JSON text; raises ``NotCanonicalError`` if it is not JSON at all."""
+#: From this size on `parse_json` uses the standard library's parser (see there).
+LARGE_JSON = 1 << 20
+
+
+def parse_json(data: bytes | bytearray | memoryview | str) -> Any:
+    """Parse JSON text; raises ``NotCanonicalError`` if it is not JSON at all.
+
+    Text of ``LARGE_JSON`` bytes or more (a manifest) is parsed by ``json.loads``: orjson
+    first builds a whole document tree of its own, which for a manifest peaks at about 12
+    times the text on top of the Python objects (docs/benchmarks.md, many members), where
+    ``json`` builds the objects directly, at about the same speed. Whatever either accepts
+    beyond canonical JSON (NaN, a UTF-16 text, lone surrogates, duplicate keys) is rejected by
+    the canonical comparison that follows in `parse_canonical_json`.
+    """
+    if len(data) >= LARGE_JSON and not isinstance(data, str):
+        try:
+            return json.loads(bytes(data) if isinstance(data, memoryview) else data)
+        except (ValueError, RecursionError) as exc:  # JSONDecodeError, UnicodeDecodeError
+            raise NotCanonicalError(f"not valid JSON: {exc}") from None
     try:
         return orjson.loads(data)
     except orjson.JSONDecodeError as exc:
