@@ -203,11 +203,25 @@ class MemberSink:
             seq = self._process.request_digest(self._member)
             return _PendingDigest(self._process, self._member, seq, self.name, self.size)
         if self._behind is None or self._pool is None:
-            done: Future[WrittenMember] = Future()
-            done.set_result(WrittenMember(self.name, self._hash.hexdigest(), self.size))
-            return done
+            return _Done(WrittenMember(self.name, self._hash.hexdigest(), self.size))
         self._behind = None
         return self._pool.submit(_written, self.name, self._hash, self.size)
+
+
+class _Done:
+    """A digest already computed (Future-shaped): a small member hashed on the calling
+    thread. A ``Future`` with its lock and condition cost ~7% of a 200k-file collection."""
+
+    __slots__ = ("_member",)
+
+    def __init__(self, member: WrittenMember) -> None:
+        self._member = member
+
+    def done(self) -> bool:
+        return True
+
+    def result(self) -> WrittenMember:
+        return self._member
 
 
 def _written(name: str, digest: Any, size: int) -> WrittenMember:  # noqa: ANN401
