@@ -470,3 +470,54 @@ def test_manifest_envelope_over_the_format_bound_is_rejected_unread(sealed_case,
 def read_envelope_bytes(bundle):
     with zipfile.ZipFile(bundle) as archive:
         return archive.read(MANIFEST_MEMBER)
+
+
+def test_verify_and_extract_memory_stays_a_small_multiple_of_the_manifest(tmp_path, keyring):
+    """Checking a manifest used to peak at ~17x its payload in Python allocations (envelope
+    read and joined, payload as str, whole re-serialisation, PyNaCl's message copies and
+    orjson's document tree), 19x here; now about 6x and 7x (docs/benchmarks.md,
+    "Many small members"). The bound on manifest.dsse.json (bundle-format.md 3) rests on it."""
+    import tracemalloc
+
+    from sealtrail.custody.bundle_format import MANIFEST_KIND
+    from sealtrail.custody.bundle_reader import check_bundle
+    from sealtrail.custody.bundle_writer import BundleWriter
+    from sealtrail.custody.extract import extract_bundle
+
+    count = 5_000  # a payload of ~2.3 MB, over canonical.LARGE_JSON
+    writer = BundleWriter(tmp_path, "many")
+    members = []
+    for i in range(count):
+        sink = writer.open_member(b"var/log/d%03d/f%05d.log" % (i // 1000, i))
+        written = sink.close()
+        members.append({
+            "name": written.name, "sha256": written.sha256, "size": 0, "outcome": "collected",
+            "reason": "", "artifacts": ["path:var/log/**"],
+            "source": {"path": f"/var/log/d{i // 1000:03d}/f{i:05d}.log", "kind": "file",
+                       "mode": "100644", "uid": 0, "gid": 0, "nlink": 1, "size": 0,
+                       "inode": str(1000 + i), "device": "65024",
+                       "atime": "2026-12-08T02:18:31.637287510Z",
+                       "mtime": "2026-12-08T02:18:31.637287510Z",
+                       "ctime": "2026-12-08T02:18:31.637287510Z"}})
+    manifest = {"type": MANIFEST_KIND, "version": 1, "bundle_id": "many", "case_id": "c",
+                "members": members, "entries": [],
+                "totals": {"members": count, "bytes": 0, "outcomes": {"collected": count}}}
+    path, payload = writer.seal(manifest, keyring.alice.key)
+    del manifest, members
+    trusted = [keyring.alice.key.public]
+    tracemalloc.start()
+    try:
+        base = tracemalloc.get_traced_memory()[0]
+        result = check_bundle(path, trusted)
+        verify_peak = tracemalloc.get_traced_memory()[1] - base
+        del result
+        tracemalloc.reset_peak()
+        base = tracemalloc.get_traced_memory()[0]
+        extracted = extract_bundle(path, tmp_path / "out", trusted)
+        extract_peak = tracemalloc.get_traced_memory()[1] - base
+    finally:
+        tracemalloc.stop()
+    assert not extracted.problems
+    assert len(extracted.written) == count
+    assert verify_peak < 8 * len(payload), verify_peak / len(payload)
+    assert extract_peak < 9 * len(payload), extract_peak / len(payload)
