@@ -9,8 +9,10 @@ Order of checks for one bundle (``check_bundle``), each reported with the bundle
    ``data/`` or ``volatile/``, no absolute paths, ``..``, drive letters, NUL, backslashes, no
    needless ``%XX``, ``~N`` only as a needed de-duplication suffix), unique after case
    folding, and ``manifest.dsse.json`` is the last member.
-2. ``manifest.dsse.json`` exists and is a DSSE envelope of the manifest payload type, signed by
-   a trusted key (signature checked over the exact payload bytes before they are parsed).
+2. ``manifest.dsse.json`` exists, is at most ``MAX_ENVELOPE_BYTES`` (a larger one is refused
+   unread, so a verifier's memory is bounded) and is a DSSE envelope of the manifest payload
+   type, signed by a trusted key (signature checked over the exact payload bytes before they
+   are parsed).
 3. The payload is canonical JSON of the expected kind and version, naming this bundle id; its
    ``totals`` match its member and entry records; its base64 fields are strict.
 4. Member set: every manifest member is in the ZIP (else MemberMissing); every ZIP member is in
