@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from fixtures import build_images
+from tests.shared_data import tool_absent
 
 IMAGES = Path(__file__).resolve().parent.parent / "fixtures" / "images"
 SOURCES = json.loads((IMAGES / "SOURCES.json").read_text())["images"]
@@ -42,12 +43,12 @@ def volumes() -> list[tuple[str, int, list[dict[str, Any]]]]:
 
 def require_sleuthkit(image: str) -> None:
     if shutil.which("fls") is None or shutil.which("icat") is None:
-        pytest.skip("sleuthkit CLI (fls, icat) is not installed: apt-get install sleuthkit")
+        tool_absent("sleuthkit CLI (fls, icat) is not installed: run scripts/setup as root")
     if image.endswith(".E01"):
         types = subprocess.run(["fls", "-i", "list"], capture_output=True, text=True,
                                check=False)
         if "ewf" not in types.stdout + types.stderr:
-            pytest.skip("this sleuthkit build has no EWF support")
+            tool_absent("this sleuthkit build has no EWF support")
 
 
 def fls_files(image: Path, offset: int) -> dict[str, str]:
@@ -148,7 +149,7 @@ def _tools_present() -> str | None:
 def test_rebuild_is_byte_identical(tmp_path: Path) -> None:
     missing = _tools_present()
     if missing:
-        pytest.skip(f"image tools missing ({missing}); run fixtures/build_images.py as root")
+        tool_absent(f"image tools missing ({missing}); run scripts/setup as root")
     rebuilt = build_images.build(tmp_path)["images"]
     for name, record in SOURCES.items():
         now = rebuilt[name]
