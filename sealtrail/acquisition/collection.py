@@ -19,7 +19,7 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -38,6 +38,7 @@ from sealtrail.custody.bundle_format import (
     volatile_member_name,
 )
 from sealtrail.custody.bundle_writer import BundleWriter
+from sealtrail.custody.canonical import MAX_SAFE_INT
 
 CHUNK = 1 << 20
 ProgressFn = Callable[[int, int], None]
@@ -56,8 +57,25 @@ def path_fields(relpath: bytes) -> dict[str, str]:
         }
 
 
+_INT_FIELDS = ("uid", "gid", "nlink", "size")
+_TIME_FIELDS = ("atime", "mtime", "ctime", "birthtime")
+
+
+def _time_text(ns: int | None) -> str | None:
+    """`ns_text`, or raises ValueError for a time no RFC 3339 text can hold (year 1-9999)."""
+    try:
+        return ns_text(ns)
+    except (OverflowError, OSError, ValueError) as exc:
+        raise ValueError(f"time {ns} ns is outside the years 1-9999") from exc
+
+
 def stat_fields(st: os.stat_result | FileInfo) -> dict[str, Any]:
-    """Source metadata with full precision (times as RFC 3339 with nanoseconds)."""
+    """Source metadata with full precision (times as RFC 3339 with nanoseconds).
+
+    A value the manifest cannot hold (an integer beyond +-(2**53 - 1), a time outside the
+    years 1-9999: damaged metadata, see `unrepresentable`) is written as null, and its raw
+    value as decimal text under ``damaged`` (docs/bundle-format.md).
+    """
     if isinstance(st, FileInfo):
         values = {
             "mode": st.mode, "uid": st.uid, "gid": st.gid, "inode": st.inode,
@@ -75,25 +93,73 @@ def stat_fields(st: os.stat_result | FileInfo) -> dict[str, Any]:
         }
     out: dict[str, Any] = {
         "mode": f"{values['mode']:o}",
-        "uid": values["uid"],
-        "gid": values["gid"],
         "inode": str(values["inode"]),  # may exceed 2**53 on some file systems
         "device": str(values["device"]),
-        "nlink": values["nlink"],
-        "size": values["size"],
-        "atime": ns_text(values["atime"]),
-        "mtime": ns_text(values["mtime"]),
-        "ctime": ns_text(values["ctime"]),
     }
-    if values["birthtime"] is not None:
-        out["birthtime"] = ns_text(values["birthtime"])
+    damaged: dict[str, str] = {}
+    for name in _INT_FIELDS:
+        value = values[name]
+        if 0 <= value <= MAX_SAFE_INT:
+            out[name] = value
+        else:
+            out[name], damaged[name] = None, str(value)
+    for name in _TIME_FIELDS:
+        if name == "birthtime" and values[name] is None:
+            continue
+        try:
+            out[name] = _time_text(values[name])
+        except ValueError:
+            out[name], damaged[name] = None, str(values[name])
+    if damaged:
+        out["damaged"] = damaged
     return out
+
+
+def unrepresentable(info: FileInfo) -> dict[str, str]:
+    """The fields of ``info`` a manifest cannot hold, with their raw values as decimal text.
+
+    No real file has a size, owner or link count beyond 2**53 - 1 or a time outside the years
+    1-9999: such a value comes from a damaged metadata entry (a corrupt inode or MFT record),
+    whose data pointers cannot be trusted either. Empty for sound metadata.
+    """
+    damaged = dict(stat_fields(info).get("damaged", {}))
+    for name, value in zip(("atime", "mtime", "ctime", "crtime"), info.fn_times or (),
+                           strict=False):
+        try:
+            _time_text(value)
+        except ValueError:
+            damaged[f"fn_times.{name}"] = str(value)
+    return damaged
+
+
+def damage_checked(item: PlannedItem) -> PlannedItem:
+    """``item``, or the same path with outcome ``damaged_metadata`` when its metadata holds a
+    value the manifest cannot (`unrepresentable`): its bytes are then not copied, and the
+    reason names each field and value. Every kind of collection calls this before copying."""
+    if item.info is None:
+        return item
+    damaged = unrepresentable(item.info)
+    if not damaged:
+        return item
+    values = ", ".join(f"{name} {value}" for name, value in damaged.items())
+    was = f"; planned as {item.outcome}" if item.outcome else ""
+    return replace(item, outcome="damaged_metadata", reason=(
+        f"damaged metadata entry: {values} cannot be represented (integers up to 2**53 - 1, "
+        f"times in the years 1-9999); content not copied{was}"))
+
+
+def time_or_none(ns: int | None) -> str | None:
+    """`ns_text`, or None for a time no RFC 3339 text can hold (damaged metadata)."""
+    try:
+        return _time_text(ns)
+    except ValueError:
+        return None
 
 
 def _snapshot(st: os.stat_result) -> dict[str, Any]:
     return {
-        "size": st.st_size, "mtime": ns_text(st.st_mtime_ns), "ctime": ns_text(st.st_ctime_ns),
-        "inode": str(st.st_ino),
+        "size": st.st_size, "mtime": time_or_none(st.st_mtime_ns),
+        "ctime": time_or_none(st.st_ctime_ns), "inode": str(st.st_ino),
     }
 
 
@@ -188,7 +254,7 @@ def copy_item(
             f"listed, {before.st_size} when opened, {after.st_size} after reading"
         )
         record["changed"] = {
-            "listed": {"size": item.info.size, "mtime": ns_text(item.info.mtime_ns)},
+            "listed": {"size": item.info.size, "mtime": time_or_none(item.info.mtime_ns)},
             "before": _snapshot(before),
             "after": _snapshot(after),
         }
@@ -232,7 +298,7 @@ def write_plan(
     entries: list[dict[str, Any]] = []
     buffer = bytearray(CHUNK)
     tally = CollectionTally()
-    for item in plan.items:
+    for item in map(damage_checked, plan.items):
         if item.outcome is None:
             member, entry = copy_item(source, writer, item, buffer)
             if member is not None:

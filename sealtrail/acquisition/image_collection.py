@@ -37,9 +37,11 @@ from sealtrail.acquisition.collection import (
     CHUNK,
     ProgressFn,
     build_manifest,
+    damage_checked,
     entry_record,
     now_utc,
     source_record,
+    time_or_none,
 )
 from sealtrail.acquisition.image_worker import (
     DEFAULT_STALL_LIMIT,
@@ -66,7 +68,6 @@ from sealtrail.collectors.bodyfile import (
 from sealtrail.collectors.images import open_read_only
 from sealtrail.collectors.plan import ArtifactOutcome, CollectionPlan, PlannedItem
 from sealtrail.collectors.source import FileInfo, SwappedFile
-from sealtrail.custody.bundle_format import ns_text
 from sealtrail.custody.bundle_writer import BundleWriter, MemberSink, PendingMember
 from sealtrail.custody.case import Case
 from sealtrail.custody.keys import SigningKey
@@ -118,7 +119,7 @@ def image_fields(info: FileInfo, partition: dict[str, Any] | None) -> dict[str, 
     if info.fn_times is not None:
         names = ("atime", "mtime", "ctime", "crtime")
         out["fn_times"] = {
-            name: ns_text(value) for name, value in zip(names, info.fn_times, strict=True)
+            name: time_or_none(value) for name, value in zip(names, info.fn_times, strict=True)
             if value is not None
         }
     return out
@@ -239,12 +240,14 @@ def _collect_in_child(channel: Channel, job: ImageJob) -> None:
                          "reason": str(exc)})
             continue
         collected += 1
+        items = [damage_checked(item) for item in plan.items]  # before any byte is read
         channel.msg({
             "t": "partition", "index": partition.index, "outcome": "collected", "reason": "",
             "host": source.hostname(), "os": plan.os_name,
             "artifacts": [_artifact_json(a, partition.index) for a in plan.artifacts],
-            "planned_items": len(plan.items),
-            "planned_bytes": sum(i.info.size for i in plan.files if i.info is not None),
+            "planned_items": len(items),
+            "planned_bytes": sum(i.info.size for i in items
+                                 if i.outcome is None and i.info is not None),
         })
         prefix = b"p%d/" % partition.index if prefixed else b""
         if job.bodyfile:
@@ -259,7 +262,7 @@ def _collect_in_child(channel: Channel, job: ImageJob) -> None:
                            "format": "tsk-3-bodyfile", "entries": stats.entries,
                            "partition": part},
                 "outcome": "collected", "reason": reason}})
-        for item in plan.items:
+        for item in items:
             if item.outcome is None:
                 _copy(channel, source, item, prefix + item.relpath, part)
             else:

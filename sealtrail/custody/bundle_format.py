@@ -44,6 +44,7 @@ ENTRY_OUTCOMES = (
     "special",
     "too_large",
     "directory",
+    "damaged_metadata",
 )
 
 
