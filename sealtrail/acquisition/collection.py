@@ -214,15 +214,16 @@ def copy_item(
         sink = writer.open_member(item.relpath)
         remaining = before.st_size
         read_error: OSError | None = None
-        try:
-            while remaining > 0:
+        while remaining > 0:
+            try:
                 n = handle.readinto(view[: min(len(buffer), remaining)])
-                if not n:
-                    break
-                sink.write(view[:n])
-                remaining -= n
-        except OSError as exc:
-            read_error = exc
+            except OSError as exc:  # only the source's errors: a write error ends the run
+                read_error = exc
+                break
+            if not n:
+                break
+            sink.write(view[:n])
+            remaining -= n
         written = sink.close()
         after = os.fstat(handle.fileno())
     record: dict[str, Any] = {

@@ -341,6 +341,14 @@ class _Host:
         return self._name
 
 
+class _ImageReadError(Exception):
+    """A read of the image failed (as opposed to a write into the bundle)."""
+
+    def __init__(self, error: OSError) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
 class _ImageRanges:
     """The parent's read-only access to a raw image file, for members the worker describes as
     byte ranges (`ImageSource.data_runs`): the parent reads them itself, straight into the
@@ -380,10 +388,14 @@ class _ImageRanges:
             offset, end = start, start + length
             while offset < end:
                 def read(view: memoryview, at: int = offset) -> int:
-                    return os.preadv(fd, [view], at)
+                    try:
+                        return os.preadv(fd, [view], at)
+                    except OSError as error:  # the image's, not the bundle's (ENOSPC)
+                        raise _ImageReadError(error) from error
                 try:
                     staged = sink.fill(read, min(CHUNK, end - offset))
-                except OSError as exc:
+                except _ImageReadError as wrapped:
+                    exc = wrapped.error
                     name = errno.errorcode.get(exc.errno or 0, "EIO")
                     return done, (f"{name} after {done} of {wanted} bytes "
                                   f"({exc.strerror or exc}); the bytes read are kept")
