@@ -27,9 +27,9 @@ from tests.conftest import collect
 from tests.mounts import tmpfs
 
 ROOT = Path(__file__).resolve().parents[2]
-DAMAGED = ROOT / "fixtures" / "damaged"
+EDGE = ROOT / "fixtures" / "edge-images"
 WEB01_IMG = ROOT / "fixtures" / "images" / "web01.ext4.img"
-HUGE = 7860525790276485382  # the root inode's size in fixtures/damaged/damaged.ext4.img.gz
+HUGE = 7860525790276485382  # the root inode's size in fixtures/edge-images/damaged.ext4.img.gz
 
 
 @pytest.fixture
@@ -41,8 +41,8 @@ def test_corrupt_inode_table_image_is_collected_with_damaged_metadata(case, keyr
     """The case of issue 10: ``--os linux --include-deleted --bodyfile --path '**'`` over
     web01's ext4 with blocks 41..240 (its inode table) overwritten."""
     image = tmp_path / "damaged.ext4.img"
-    image.write_bytes(gzip.decompress((DAMAGED / "damaged.ext4.img.gz").read_bytes()))
-    record = json.loads((DAMAGED / "damaged.ext4.json").read_text())
+    image.write_bytes(gzip.decompress((EDGE / "damaged.ext4.img.gz").read_bytes()))
+    record = json.loads((EDGE / "SOURCES.json").read_text())["images"]["damaged.ext4.img"]
     assert hashlib.sha256(image.read_bytes()).hexdigest() == record["sha256"]
 
     result = collect_image(case, keyring.alice.key, image, os_name="linux",
