@@ -42,6 +42,37 @@ from sealtrail.custody.canonical import MAX_SAFE_INT
 
 CHUNK = 1 << 20
 ProgressFn = Callable[[int, int], None]
+#: Apparent size above which a file with holes (a sparse file) is not copied, unless
+#: ``--max-file-size`` is given: it is then the limit for every file (docs/collection.md).
+SPARSE_LIMIT = 1 << 30
+
+
+def sparse_limit(max_file_size: int | None) -> int:
+    """The limit for files with holes: ``--max-file-size`` when given, else `SPARSE_LIMIT`."""
+    return SPARSE_LIMIT if max_file_size is None else max_file_size
+
+
+def sparse_entry(item: PlannedItem, size: int, allocated: int, limit: int) -> dict[str, Any]:
+    """The ``too_large`` entry of a file with holes over the limit: its apparent size is in
+    ``source.size``, the bytes the file system holds for it in ``source.allocated_size``."""
+    record = entry_record(item, "too_large", (
+        f"sparse file: {size} bytes apparent size, {allocated} allocated (the rest is holes), "
+        f"over the {limit}-byte limit for files with holes; not copied (--max-file-size "
+        "raises the limit)"))
+    record["source"]["allocated_size"] = allocated
+    return record
+
+
+def _holes(fd: int, st: os.stat_result) -> int | None:
+    """The bytes allocated to an open regular file (``st_blocks * 512``) when it has a hole
+    (``SEEK_HOLE`` finds one before its end), else None. The file offset is put back at 0."""
+    try:
+        hole = os.lseek(fd, 0, os.SEEK_HOLE)
+    except OSError:  # no SEEK_HOLE here: trust the block count
+        hole = st.st_size if st.st_blocks * 512 >= st.st_size else 0
+    finally:
+        os.lseek(fd, 0, os.SEEK_SET)
+    return st.st_blocks * 512 if hole < st.st_size else None
 
 
 def path_fields(relpath: bytes) -> dict[str, str]:
@@ -194,9 +225,13 @@ def entry_record(item: PlannedItem, outcome: str, reason: str) -> dict[str, Any]
 
 
 def copy_item(
-    source: DirectorySource, writer: BundleWriter, item: PlannedItem, buffer: bytearray
+    source: DirectorySource, writer: BundleWriter, item: PlannedItem, buffer: bytearray,
+    limit: int = SPARSE_LIMIT,
 ) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
-    """Copy one regular file. Returns (member record, None) or (None, entry record)."""
+    """Copy one regular file. Returns (member record, None) or (None, entry record).
+
+    A file with holes whose size is over ``limit`` is not copied (`sparse_entry`).
+    """
     assert item.info is not None
     try:
         handle = source.open_regular(item.relpath, item.info)
@@ -211,6 +246,10 @@ def copy_item(
     view = memoryview(buffer)
     with handle:
         before = os.fstat(handle.fileno())
+        if before.st_size > limit:
+            allocated = _holes(handle.fileno(), before)
+            if allocated is not None:
+                return None, sparse_entry(item, before.st_size, allocated, limit)
         sink = writer.open_member(item.relpath)
         remaining = before.st_size
         read_error: OSError | None = None
@@ -293,15 +332,19 @@ def write_plan(
     writer: BundleWriter,
     plan: CollectionPlan,
     progress: ProgressFn | None = None,
+    *,
+    max_file_size: int | None = None,
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """Copy every regular file of the plan and record an outcome for everything else."""
+    """Copy every regular file of the plan and record an outcome for everything else
+    (``max_file_size`` as requested: it sets the limit for files with holes)."""
     members: list[dict[str, Any]] = []
     entries: list[dict[str, Any]] = []
     buffer = bytearray(CHUNK)
     tally = CollectionTally()
     for item in map(damage_checked, plan.items):
         if item.outcome is None:
-            member, entry = copy_item(source, writer, item, buffer)
+            member, entry = copy_item(source, writer, item, buffer,
+                                      sparse_limit(max_file_size))
             if member is not None:
                 members.append(member)
                 tally.bytes_done += member["size"]

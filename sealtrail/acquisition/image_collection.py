@@ -41,6 +41,8 @@ from sealtrail.acquisition.collection import (
     entry_record,
     now_utc,
     source_record,
+    sparse_entry,
+    sparse_limit,
     time_or_none,
 )
 from sealtrail.acquisition.image_worker import (
@@ -130,9 +132,16 @@ def _source_record(info: FileInfo, partition: dict[str, Any] | None) -> dict[str
 
 
 def _copy(channel: Channel, source: Any, item: PlannedItem, member: bytes,  # noqa: ANN401
-          part: dict[str, Any]) -> None:
+          part: dict[str, Any], limit: int) -> None:
     assert item.info is not None
     info = item.info
+    if info.size > limit:  # a file with holes over the limit is not read (`sparse_entry`)
+        allocated = source.allocated_size(info)
+        if allocated is not None and allocated < info.size:
+            record = sparse_entry(item, info.size, allocated, limit)
+            record["source"].update(image_fields(info, part))
+            channel.msg({"t": "entry", "record": record})
+            return
     runs = source.data_runs(info)
     if runs is not None:  # the parent reads these ranges of the image itself
         channel.msg({"t": "ranged", "relpath": b64(member), "runs": runs, "record": {
@@ -264,7 +273,8 @@ def _collect_in_child(channel: Channel, job: ImageJob) -> None:
                 "outcome": "collected", "reason": reason}})
         for item in items:
             if item.outcome is None:
-                _copy(channel, source, item, prefix + item.relpath, part)
+                _copy(channel, source, item, prefix + item.relpath, part,
+                      sparse_limit(job.max_file_size))
             else:
                 _entry(channel, item, part, item.outcome, item.reason)
     if not collected:

@@ -88,7 +88,8 @@ def run_collection(
         members = write_volatile(writer, volatile)
         if bodyfile:  # before any source file, so it keeps its name
             members.append(write_bodyfile_member(source, writer))
-        file_members, entries = write_plan(source, writer, plan, progress)
+        file_members, entries = write_plan(source, writer, plan, progress,
+                                           max_file_size=requested.get("max_file_size"))
         return build_manifest(
             bundle_id=bundle_id, case_id=case.case_id, examiner=case.examiner,
             key_id=key.key_id, key_name=key.name, source=source, source_label=source_label,
