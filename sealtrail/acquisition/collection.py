@@ -63,7 +63,7 @@ def sparse_entry(item: PlannedItem, size: int, allocated: int, limit: int) -> di
     return record
 
 
-def _holes(fd: int, st: os.stat_result) -> int | None:
+def _allocated_if_sparse(fd: int, st: os.stat_result) -> int | None:
     """The bytes allocated to an open regular file (``st_blocks * 512``) when it has a hole
     (``SEEK_HOLE`` finds one before its end), else None. The file offset is put back at 0."""
     try:
@@ -90,14 +90,22 @@ def path_fields(relpath: bytes) -> dict[str, str]:
 
 _INT_FIELDS = ("uid", "gid", "nlink", "size")
 _TIME_FIELDS = ("atime", "mtime", "ctime", "birthtime")
+#: The times an RFC 3339 text can hold, in ns: 0001-01-01T00:00:00Z to 9999-12-31T23:59:59.9Z
+_MIN_NS = -62_135_596_800 * 1_000_000_000
+_MAX_NS = 253_402_300_800 * 1_000_000_000 - 1
 
 
-def _time_text(ns: int | None) -> str | None:
-    """`ns_text`, or raises ValueError for a time no RFC 3339 text can hold (year 1-9999)."""
-    try:
-        return ns_text(ns)
-    except (OverflowError, OSError, ValueError) as exc:
-        raise ValueError(f"time {ns} ns is outside the years 1-9999") from exc
+def _int_ok(value: int) -> bool:
+    return 0 <= value <= MAX_SAFE_INT
+
+
+def _time_ok(ns: int | None) -> bool:
+    return ns is None or _MIN_NS <= ns <= _MAX_NS
+
+
+def time_or_none(ns: int | None) -> str | None:
+    """`ns_text`, or None for a time no RFC 3339 text can hold (damaged metadata)."""
+    return ns_text(ns) if _time_ok(ns) else None
 
 
 def stat_fields(st: os.stat_result | FileInfo) -> dict[str, Any]:
@@ -130,17 +138,16 @@ def stat_fields(st: os.stat_result | FileInfo) -> dict[str, Any]:
     damaged: dict[str, str] = {}
     for name in _INT_FIELDS:
         value = values[name]
-        if 0 <= value <= MAX_SAFE_INT:
-            out[name] = value
-        else:
-            out[name], damaged[name] = None, str(value)
+        out[name] = value if _int_ok(value) else None
+        if out[name] is None:
+            damaged[name] = str(value)
     for name in _TIME_FIELDS:
-        if name == "birthtime" and values[name] is None:
+        value = values[name]
+        if value is None and name == "birthtime":
             continue
-        try:
-            out[name] = _time_text(values[name])
-        except ValueError:
-            out[name], damaged[name] = None, str(values[name])
+        out[name] = time_or_none(value)
+        if out[name] is None:
+            damaged[name] = str(value)
     if damaged:
         out["damaged"] = damaged
     return out
@@ -151,16 +158,24 @@ def unrepresentable(info: FileInfo) -> dict[str, str]:
 
     No real file has a size, owner or link count beyond 2**53 - 1 or a time outside the years
     1-9999: such a value comes from a damaged metadata entry (a corrupt inode or MFT record),
-    whose data pointers cannot be trusted either. Empty for sound metadata.
+    whose data pointers cannot be trusted either. Empty for sound metadata (the usual case,
+    checked without formatting anything: this runs once per item).
     """
-    damaged = dict(stat_fields(info).get("damaged", {}))
-    for name, value in zip(("atime", "mtime", "ctime", "crtime"), info.fn_times or (),
-                           strict=False):
-        try:
-            _time_text(value)
-        except ValueError:
-            damaged[f"fn_times.{name}"] = str(value)
+    ints = zip(_INT_FIELDS, (info.uid, info.gid, info.nlink, info.size), strict=True)
+    times = zip(_TIME_FIELDS, (info.atime_ns, info.mtime_ns, info.ctime_ns, info.birthtime_ns),
+                strict=True)
+    damaged = {name: str(value) for name, value in ints if not _int_ok(value)}
+    damaged.update((name, str(value)) for name, value in times if not _time_ok(value))
+    damaged.update(fn_times_damaged(info))
     return damaged
+
+
+def fn_times_damaged(info: FileInfo) -> dict[str, str]:
+    """NTFS ``$FILE_NAME`` times no RFC 3339 text can hold, as ``fn_times.<name>``."""
+    names = ("atime", "mtime", "ctime", "crtime")
+    return {f"fn_times.{name}": str(value)
+            for name, value in zip(names, info.fn_times or (), strict=False)
+            if not _time_ok(value)}
 
 
 def damage_checked(item: PlannedItem) -> PlannedItem:
@@ -177,14 +192,6 @@ def damage_checked(item: PlannedItem) -> PlannedItem:
     return replace(item, outcome="damaged_metadata", reason=(
         f"damaged metadata entry: {values} cannot be represented (integers up to 2**53 - 1, "
         f"times in the years 1-9999); content not copied{was}"))
-
-
-def time_or_none(ns: int | None) -> str | None:
-    """`ns_text`, or None for a time no RFC 3339 text can hold (damaged metadata)."""
-    try:
-        return _time_text(ns)
-    except ValueError:
-        return None
 
 
 def _snapshot(st: os.stat_result) -> dict[str, Any]:
@@ -247,7 +254,7 @@ def copy_item(
     with handle:
         before = os.fstat(handle.fileno())
         if before.st_size > limit:
-            allocated = _holes(handle.fileno(), before)
+            allocated = _allocated_if_sparse(handle.fileno(), before)
             if allocated is not None:
                 return None, sparse_entry(item, before.st_size, allocated, limit)
         sink = writer.open_member(item.relpath)

@@ -39,6 +39,7 @@ from sealtrail.acquisition.collection import (
     build_manifest,
     damage_checked,
     entry_record,
+    fn_times_damaged,
     now_utc,
     source_record,
     sparse_entry,
@@ -127,8 +128,19 @@ def image_fields(info: FileInfo, partition: dict[str, Any] | None) -> dict[str, 
     return out
 
 
+def _with_image_fields(source: dict[str, Any], info: FileInfo,
+                       partition: dict[str, Any] | None) -> dict[str, Any]:
+    """``source`` (a manifest source object) with `image_fields` added; a ``$FILE_NAME`` time
+    no RFC 3339 text can hold goes into ``damaged`` as well (docs/bundle-format.md)."""
+    source.update(image_fields(info, partition))
+    damaged = fn_times_damaged(info)
+    if damaged:
+        source["damaged"] = {**source.get("damaged", {}), **damaged}
+    return source
+
+
 def _source_record(info: FileInfo, partition: dict[str, Any] | None) -> dict[str, Any]:
-    return {**source_record(info), **image_fields(info, partition)}
+    return _with_image_fields(source_record(info), info, partition)
 
 
 def _copy(channel: Channel, source: Any, item: PlannedItem, member: bytes,  # noqa: ANN401
@@ -139,7 +151,7 @@ def _copy(channel: Channel, source: Any, item: PlannedItem, member: bytes,  # no
         allocated = source.allocated_size(info)
         if allocated is not None and allocated < info.size:
             record = sparse_entry(item, info.size, allocated, limit)
-            record["source"].update(image_fields(info, part))
+            _with_image_fields(record["source"], info, part)
             channel.msg({"t": "entry", "record": record})
             return
     runs = source.data_runs(info)
@@ -195,7 +207,7 @@ def _entry(channel: Channel, item: PlannedItem, part: dict[str, Any], outcome: s
            reason: str) -> None:
     record = entry_record(item, outcome, reason)
     if item.info is not None:
-        record["source"].update(image_fields(item.info, part))
+        _with_image_fields(record["source"], item.info, part)
     else:
         record["source"]["partition"] = part
     channel.msg({"t": "entry", "record": record})

@@ -159,3 +159,25 @@ def test_every_unrepresentable_field_is_named_with_its_value(field, value):
 def test_sound_metadata_is_left_alone():
     item = PlannedItem(b"x", _info(size=2**53 - 1, inode=2**64 - 1), ("path:x",), None, "")
     assert damage_checked(item) is item
+
+
+def test_ntfs_file_name_time_out_of_range_is_named_as_fn_times():
+    info = _info()._replace(fn_times=(0, 2**70, None, 5))
+    item = damage_checked(PlannedItem(b"x", info, ("path:x",), None, ""))
+    assert item.outcome == "damaged_metadata"
+    assert f"fn_times.mtime {2**70} cannot be represented" in item.reason
+
+
+def test_times_in_the_first_millennium_keep_four_year_digits():
+    record = stat_fields(_info(mtime_ns=-62_135_596_800 * 10**9, atime_ns=-10**19))
+    assert record["mtime"] == "0001-01-01T00:00:00.000000000Z"
+    assert record["atime"] == "1653-02-10T06:13:20.000000000Z"
+
+
+def test_image_source_record_carries_damaged_file_name_times():
+    from sealtrail.acquisition.image_collection import _source_record
+
+    record = _source_record(_info(size=2**60)._replace(fn_times=(0, 2**70, None, 5)), None)
+    assert record["damaged"] == {"size": str(2**60), "fn_times.mtime": str(2**70)}
+    assert record["fn_times"]["mtime"] is None
+    assert record["fn_times"]["crtime"] == "1970-01-01T00:00:00.000000005Z"
