@@ -170,6 +170,17 @@ def unrepresentable(info: FileInfo) -> dict[str, str]:
     return damaged
 
 
+def representable_ints(record: dict[str, Any]) -> dict[str, Any]:
+    """A copy of ``record`` (a flat record of the source: a partition) whose integers beyond
+    +-(2**53 - 1) are null, their raw values as decimal text under ``damaged``."""
+    out = dict(record)
+    damaged = {key: str(value) for key, value in record.items()
+               if type(value) is int and not -MAX_SAFE_INT <= value <= MAX_SAFE_INT}
+    if damaged:
+        out.update(dict.fromkeys(damaged), damaged=damaged)
+    return out
+
+
 def fn_times_damaged(info: FileInfo) -> dict[str, str]:
     """NTFS ``$FILE_NAME`` times no RFC 3339 text can hold, as ``fn_times.<name>``."""
     names = ("atime", "mtime", "ctime", "crtime")

@@ -41,6 +41,7 @@ from sealtrail.acquisition.collection import (
     entry_record,
     fn_times_damaged,
     now_utc,
+    representable_ints,
     source_record,
     sparse_entry,
     sparse_limit,
@@ -608,7 +609,7 @@ def _manifest(case: Case, key: SigningKey, bundle_id: str, image_path: str, got:
     for record in got.layout.get("partitions") or []:
         outcome = got.partitions.get(int(record.get("index", -1)))
         partitions.append({
-            **record,
+            **representable_ints(record),  # a damaged partition table: offsets beyond 2**53
             "outcome": (outcome or {}).get("outcome", "not_collected"),
             "reason": (outcome or {}).get("reason", "" if record.get("fs_type") else
                                           "no file system"),

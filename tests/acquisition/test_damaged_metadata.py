@@ -181,3 +181,24 @@ def test_image_source_record_carries_damaged_file_name_times():
     assert record["damaged"] == {"size": str(2**60), "fn_times.mtime": str(2**70)}
     assert record["fn_times"]["mtime"] is None
     assert record["fn_times"]["crtime"] == "1970-01-01T00:00:00.000000005Z"
+
+
+def test_partition_offsets_beyond_2_53_are_kept_as_text(case, keyring):
+    """A damaged GPT can put a partition at any 64-bit sector: the manifest still seals."""
+    from datetime import UTC, datetime
+
+    from sealtrail.acquisition.image_collection import _manifest, _Received
+    from sealtrail.custody.canonical import canonical_json
+
+    start = 2**64 * 512
+    got = _Received(layout={"image": {"format": "raw", "size": 1024}, "vs_type": "gpt",
+                            "partitions": [{"index": 2, "start_offset": start, "length": 512,
+                                            "type_desc": "Linux", "fs_type": None,
+                                            "fs_error": "starts beyond the end of the image",
+                                            "fs_note": None}]})
+    now = datetime.now(UTC)
+    manifest = _manifest(case, keyring.alice.key, "b1", "/x.img", got, {}, now, now)
+    canonical_json(manifest)  # raised NotCanonicalError before
+    partition = manifest["collection"]["source"]["partitions"][0]
+    assert (partition["start_offset"], partition["length"]) == (None, 512)
+    assert partition["damaged"] == {"start_offset": str(start)}

@@ -72,3 +72,25 @@ def test_every_kind_removes_the_partial_when_the_seal_finds_no_space(kind, tmp_p
     with pytest.raises(DestinationFull) as caught:
         KINDS[kind](case, keyring.alice.key, tmp_path)
     _assert_failed_and_removed(case, caught)
+
+
+def test_cli_says_it_in_one_error_line(tmp_path, keyring):
+    from click.testing import CliRunner
+
+    from sealtrail.cli.main import cli
+
+    host = make_linux_host(tmp_path / "host")
+    (host / "var" / "log" / "big.log").write_bytes(os.urandom(3_000_000))
+    with tmpfs(tmp_path / "small", size="1m") as small:
+        Case.init(small / "case", title="t", examiner="Alice", key=keyring.alice.key)
+        result = CliRunner().invoke(cli, [
+            "collect", str(small / "case"), "--source", str(host), "--key",
+            str(keyring.alice.private), "--path", "var/log/**"])
+        left = list((small / "case" / "bundles").iterdir())
+    assert result.exit_code == 3, result.output
+    error_lines = [line for line in result.output.splitlines() if line.startswith("Error:")]
+    assert len(error_lines) == 1
+    assert error_lines[0].startswith(f"Error: no space left in {small / 'case' / 'bundles'}: ")
+    assert error_lines[0].endswith(" not sealed, the partial bundle was removed; free space "
+                                   "there or use a case on a larger disk")
+    assert left == []
