@@ -5,14 +5,15 @@ Order (each step acknowledged before the next):
 2. The plan is copied into ``<id>.stb.partial``, every member hashed while copied.
 3. The manifest is signed and the bundle sealed (fsync, rename to ``<id>.stb``, fsync folder).
 4. ``bundle_sealed`` is appended with the manifest's SHA-256, binding the bundle to the ledger.
-If anything fails or is interrupted between 1 and 4 (disk full, Ctrl-C, an I/O error), the
-``.partial`` file is kept and ``collection_failed`` is appended with the reason, when the ledger
-can still be written. A crash that leaves neither is visible to verify as a started collection
-without an outcome.
+If anything fails or is interrupted between 1 and 4 (Ctrl-C, an I/O error), the ``.partial``
+file is kept and ``collection_failed`` is appended with the reason, when the ledger can still be
+written; when the disk is full the ``.partial`` file is removed first (`DestinationFull`).
+A crash that leaves neither is visible to verify as a started collection without an outcome.
 """
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import logging
 import re
@@ -38,7 +39,7 @@ from sealtrail.custody.bundle_writer import BundleWriter
 from sealtrail.custody.case import Case
 from sealtrail.custody.keys import SigningKey
 from sealtrail.custody.ledger import Ledger, LedgerEntry
-from sealtrail.errors import CollectionError, UsageError
+from sealtrail.errors import CollectionError, DestinationFull, UsageError
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +88,8 @@ def run_collection(
         members = write_volatile(writer, volatile)
         if bodyfile:  # before any source file, so it keeps its name
             members.append(write_bodyfile_member(source, writer))
-        file_members, entries = write_plan(source, writer, plan, progress)
+        file_members, entries = write_plan(source, writer, plan, progress,
+                                           max_file_size=requested.get("max_file_size"))
         return build_manifest(
             bundle_id=bundle_id, case_id=case.case_id, examiner=case.examiner,
             key_id=key.key_id, key_name=key.name, source=source, source_label=source_label,
@@ -139,25 +141,54 @@ class SealedRun:
     entry: LedgerEntry
 
 
+_NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
+
+
+def _no_space(exc: BaseException | None) -> bool:
+    """Whether ``exc`` or an exception it was raised from is "no space left" (ENOSPC, EDQUOT)."""
+    seen = 0
+    while exc is not None and seen < 16:
+        if isinstance(exc, OSError) and exc.errno in _NO_SPACE:
+            return True
+        exc, seen = exc.__cause__ or exc.__context__, seen + 1
+    return False
+
+
 def _record_failure(ledger: Ledger, key: SigningKey, bundle_id: str, writer: BundleWriter,
                     exc: BaseException) -> BaseException:
     """Keep the ``.partial`` file, append ``collection_failed``, and return what to raise.
+
+    Out of space (ENOSPC, EDQUOT) the ``.partial`` file is removed instead, before the ledger
+    is written (which frees the room the entry needs), and the entry says so
+    (``partial_removed``): a half-written bundle on a full disk keeps it full and holds
+    nothing a verifier can check. The error is `DestinationFull`, naming the bundle folder.
 
     The returned exception says the collection was not sealed and where its data was kept;
     if the ledger could not record the failure either, it says that too (that second failure
     is never only logged). Ctrl-C and usage errors are returned as they are (with a note).
     """
     partial = writer.abandon()
+    no_space = _no_space(exc)
+    details: dict[str, Any] = {"partial_file": partial.name}
+    if no_space:
+        try:
+            partial.unlink(missing_ok=True)
+            details["partial_removed"] = True
+        except OSError:
+            details["partial_removed"] = False
     reason = "interrupted (Ctrl-C)" if isinstance(exc, KeyboardInterrupt) else str(exc)
     unrecorded = ""
     try:
         ledger.append(
             key, "collection_failed", role="examiner", subject={"bundle_id": bundle_id},
-            details={"reason": reason, "partial_file": partial.name},
+            details={"reason": reason, **details},
         )
     except Exception as ledger_exc:  # noqa: BLE001 - the original failure must surface
         log.error("could not record the failed collection in the ledger: %s", ledger_exc)
         unrecorded = f"; the ledger could not record the failure either: {ledger_exc}"
+    if no_space:
+        return DestinationFull(str(partial.parent), bundle_id, details["partial_removed"],
+                               unrecorded)
     kept = f"; unsealed data kept in {partial}{unrecorded}"
     if isinstance(exc, KeyboardInterrupt | UsageError):
         if unrecorded:

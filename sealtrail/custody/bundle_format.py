@@ -44,6 +44,7 @@ ENTRY_OUTCOMES = (
     "special",
     "too_large",
     "directory",
+    "damaged_metadata",
 )
 
 
@@ -158,5 +159,6 @@ def ns_text(ns: int | None) -> str | None:
     if ns is None:
         return None
     seconds, frac = divmod(ns, 1_000_000_000)
-    base = datetime.fromtimestamp(seconds, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S")
+    # isoformat, not strftime("%Y"): glibc's %Y does not pad years before 1000 to four digits
+    base = datetime.fromtimestamp(seconds, tz=UTC).replace(tzinfo=None).isoformat("T", "seconds")
     return f"{base}.{frac:09d}Z"
