@@ -597,3 +597,128 @@ def verify_ledger(lines: Sequence[bytes], pinned: Sequence[PublicKey] = ()) -> N
             if len(rest) > 20:
                 first.add_note(f"  ... and {len(rest) - 20} more")
         raise first
+
+
+# ---- what a writer and a reader decide about the end of the file ------------------------------
+# A writer reads only the end of the ledger, so it needs its own small judgement of the last
+# line and of bytes after it; verify (and every reader) applies the same functions, so the
+# writer's repair never changes verify's verdict (docs/ledger-format.md section 7).
+
+_KEY_MARKERS = (b'"action":"case_opened"', b'"action":"key_trusted"')
+
+
+def declared_keys_in(lines: Sequence[bytes]) -> dict[str, PublicKey]:
+    """Every key the lines declare, by key id: entry 0's ``details.trusted_keys`` and each
+    ``key_trusted`` entry's ``details.key``, whether or not that entry is good or the key was
+    revoked since (the first record of a key id wins).
+
+    This is the key set a writer checks the ledger's last line against, and with which a
+    reader decides whether an unterminated tail is an entry: "signed by a key the ledger
+    declares". Lines that cannot declare a key are skipped without being parsed.
+    """
+    keys: dict[str, PublicKey] = {}
+    for i, line in enumerate(lines):
+        if not any(marker in line for marker in _KEY_MARKERS):
+            continue
+        p = _check_form(i, line)
+        for key, _role in (p.declared or []) + ([p.new_key] if p.new_key else []):
+            keys.setdefault(key.key_id, key)
+    return keys
+
+
+def entry_problem(
+    line: bytes, keys: dict[str, PublicKey], *, unknown_key_ok: bool = False
+) -> str | None:
+    """Why ``line`` is not a complete entry validly signed by one of ``keys``, or None.
+
+    Judges the line alone: its form (check 2, with its own ``index`` as its position, which
+    must be a non-negative integer) and its signature by the key its ``actor.key_id`` names.
+    Its place in the chain is not judged here (damage before the last line is verify's).
+
+    Args:
+        unknown_key_ok: a signature by a key not in ``keys`` is not a problem: it cannot be
+            shown invalid (its key may be declared in a damaged line), so a writer keeps such
+            a last line and verify reports it (untrusted key).
+    """
+    try:
+        value = parse_json(line)
+    except NotCanonicalError:
+        return "line is not valid JSON"
+    index = value.get("index") if isinstance(value, dict) else None
+    if not _is_int(index) or index < 0:
+        return "line is not an entry with a non-negative integer index"
+    p = _check_form(index, line)
+    if p.problems:
+        return p.problems[0].message
+    key = keys.get(p.signer or "")
+    if key is None:
+        return None if unknown_key_ok else (
+            f"signed by key {p.signer}, which the ledger does not declare")
+    if p.message is None or p.signature is None or not key.verify(p.message, p.signature):
+        return f"signature by key {p.signer} does not verify"
+    return None
+
+
+def tail_problem(tail: bytes, last_line: bytes | None, keys: dict[str, PublicKey]) -> str | None:
+    """Why bytes after the last newline are not a complete entry continuing the ledger, or None.
+
+    They are one when ``entry_problem`` finds nothing, their ``prev`` is the hash of the last
+    line (64 zeros when there is none) and their ``index`` is the last line's plus one (0 when
+    there is none): an acknowledged last entry whose final newline alone is missing.
+    """
+    problem = entry_problem(tail, keys)
+    if problem is not None:
+        return problem
+    fields = parse_json(tail)
+    if last_line is None:
+        expected_prev, expected_index = ZERO_HASH, 0
+    else:
+        try:
+            last = parse_json(last_line)
+        except NotCanonicalError:
+            last = None
+        last_index = last.get("index") if isinstance(last, dict) else None
+        if not _is_int(last_index):
+            return "the line before it is not an entry"
+        expected_prev, expected_index = entry_hash_of(last_line), last_index + 1
+    if fields["prev"] != expected_prev:
+        return "its prev is not the hash of the last line"
+    if fields["index"] != expected_index:
+        return f"its index is not {expected_index}"
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerBytes:
+    """A ledger file's bytes split as every reader sees them.
+
+    Attributes:
+        lines: the entries' lines (without newlines), the last one possibly unterminated.
+        torn: bytes after the last newline that are not an entry (a torn append), or b"".
+        unterminated: the last of ``lines`` lacks its final newline (``tail_problem`` found
+            it complete: it counts as an entry).
+        tail_problem: why the torn bytes are not an entry ("" when there are none).
+    """
+
+    lines: list[bytes]
+    torn: bytes = b""
+    unterminated: bool = False
+    tail_problem: str = ""
+
+
+def split_ledger(data: bytes) -> LedgerBytes:
+    """Split a ledger file's bytes into entries and a torn tail (docs/ledger-format.md sec. 7).
+
+    Bytes after the last newline are the last entry when they form a complete entry that
+    continues the ledger (`tail_problem`), checked against the keys the complete lines declare
+    (or, when there are none, the keys the tail itself declares as entry 0); otherwise they
+    are a torn, unacknowledged append.
+    """
+    *lines, tail = data.split(b"\n")
+    if not tail:
+        return LedgerBytes(lines)
+    keys = declared_keys_in(lines if lines else [tail])
+    problem = tail_problem(tail, lines[-1] if lines else None, keys)
+    if problem is None:
+        return LedgerBytes([*lines, tail], unterminated=True)
+    return LedgerBytes(lines, torn=tail, tail_problem=problem)
