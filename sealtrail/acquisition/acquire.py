@@ -277,8 +277,7 @@ def acquire_image(
         CollectionError: the acquisition failed (read error, short image); the ledger has a
             ``collection_failed`` entry and the ``.partial`` file is kept.
     """
-    ledger = case.ledger()
-    case.require_signer(ledger, key)
+    case.require_signer(case.ledger(), key)
     source = Path(os.path.abspath(source))
     media = _open_media(source)
     try:
@@ -301,18 +300,11 @@ def acquire_image(
             return _manifest(case, key, bundle_id, fields, requested, started, finished[0],
                              member)
 
-        def sealed_details(manifest: dict[str, Any]) -> dict[str, Any]:
-            src = manifest["collection"]["source"]
-            out = {"sha256": member["sha256"], "size": member["size"]}
-            if "stored_hashes_match" in src:
-                out["stored_hashes_match"] = src["stored_hashes_match"]
-            return out
-
         run = run_sealed(
             case, key, bundle_id,
             started_details={"source": source_fields, "host": None, "requested": requested,
                              "planned_files": 1, "planned_items": 1},
-            fill=fill, custody=custody, sealed_details=sealed_details,
+            fill=fill, custody=custody,
         )
     finally:
         media.close()

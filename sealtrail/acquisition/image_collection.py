@@ -587,7 +587,6 @@ def run_image_collection(
     run = run_sealed(
         case, key, bundle_id, custody=custody, fill=fill,
         started_details={"source": source, "requested": requested},
-        sealed_details=lambda _manifest: {"source": source},
     )
     return result_of(run, bundle_id, started)
 

@@ -1,6 +1,9 @@
 """A collection run inside a case: ledger entry, bundle, seal, ledger entry.
 
 Order (each step acknowledged before the next):
+0. The ledger is opened for writing (`Case.writer`: interrupted collections are finished
+   first), and the shared collection lock is taken (`recovery.collection_running`), held until
+   step 4 or the failure record is done, so no other writer takes this run for a dead one.
 1. ``collection_started`` is appended to the ledger (who, what source, what was asked for).
 2. The plan is copied into ``<id>.stb.partial``, every member hashed while copied.
 3. The manifest is signed and the bundle sealed (fsync, rename to ``<id>.stb``, fsync folder).
@@ -8,7 +11,10 @@ Order (each step acknowledged before the next):
 If anything fails or is interrupted between 1 and 4 (Ctrl-C, an I/O error), the ``.partial``
 file is kept and ``collection_failed`` is appended with the reason, when the ledger can still be
 written; when the disk is full the ``.partial`` file is removed first (`DestinationFull`).
-A crash that leaves neither is visible to verify as a started collection without an outcome.
+A crash (SIGKILL, power loss) that leaves neither is finished by the next writer the starting
+key signs with (`custody.recovery`): a bundle that was sealed and passes every check is
+recorded as sealed, anything else as failed. The named steps of `sealtrail.crashpoint` mark
+each boundary, for the tests that kill a run at every one.
 """
 
 from __future__ import annotations
@@ -35,10 +41,12 @@ from sealtrail.acquisition.collection import (
 )
 from sealtrail.collectors.plan import CollectionPlan
 from sealtrail.collectors.source import DirectorySource
+from sealtrail.crashpoint import crash_point
 from sealtrail.custody.bundle_writer import BundleWriter
 from sealtrail.custody.case import Case
 from sealtrail.custody.keys import SigningKey
 from sealtrail.custody.ledger import Ledger, LedgerEntry
+from sealtrail.custody.recovery import bundle_sealed_details, collection_running
 from sealtrail.errors import CollectionError, DestinationFull, UsageError
 
 log = logging.getLogger(__name__)
@@ -212,40 +220,35 @@ def run_sealed(
     started_details: dict[str, Any],
     fill: Callable[[BundleWriter], dict[str, Any]],
     custody: dict[str, str] | None = None,
-    sealed_details: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
 ) -> SealedRun:
-    """Steps 1-4 of the module docstring for any kind of collection.
+    """Steps 0-4 of the module docstring for any kind of collection.
 
     ``fill`` writes the members into the bundle and returns the manifest; the ledger entries,
     the seal and the failure record are done here, so every kind of collection (folder, image,
-    whole-image acquisition) keeps the same custody order. ``bundle_sealed`` carries the
-    manifest's totals plus ``sealed_details(manifest)``. The caller has checked that ``key``
-    may sign (`Case.require_signer`).
+    whole-image acquisition) keeps the same custody order. ``bundle_sealed`` carries
+    `recovery.bundle_sealed_details` of the manifest (what a recovery would write too). The
+    caller has checked that ``key`` may sign (`Case.require_signer`).
     """
-    ledger = case.ledger()
-    ledger.append(key, "collection_started", role="examiner", subject={"bundle_id": bundle_id},
-                  custody=custody, details=started_details)
-    writer = BundleWriter(case.bundles_dir, bundle_id)
-    try:
-        manifest = fill(writer)
-        path, payload = writer.seal(manifest, key)
-    except BaseException as exc:
-        raise _record_failure(ledger, key, bundle_id, writer, exc) from exc
-    manifest_sha256 = hashlib.sha256(payload).hexdigest()
-    totals = manifest["totals"]
-    entry = ledger.append(
-        key,
-        "bundle_sealed",
-        role="examiner",
-        subject={"bundle_id": bundle_id, "manifest_sha256": manifest_sha256},
-        custody=custody,
-        details={
-            "bundle_file": path.name,
-            "members": totals["members"],
-            "bytes": totals["bytes"],
-            "outcomes": totals["outcomes"],
-            "storage": str(path.parent),
-            **(sealed_details(manifest) if sealed_details else {}),
-        },
-    )
+    ledger = case.writer(key)
+    with collection_running(case.root):
+        ledger.append(key, "collection_started", role="examiner",
+                      subject={"bundle_id": bundle_id}, custody=custody, details=started_details)
+        crash_point("collection_started")
+        writer = BundleWriter(case.bundles_dir, bundle_id)
+        try:
+            manifest = fill(writer)
+            crash_point("members_written")
+            path, payload = writer.seal(manifest, key)
+        except BaseException as exc:
+            raise _record_failure(ledger, key, bundle_id, writer, exc) from exc
+        manifest_sha256 = hashlib.sha256(payload).hexdigest()
+        entry = ledger.append(
+            key,
+            "bundle_sealed",
+            role="examiner",
+            subject={"bundle_id": bundle_id, "manifest_sha256": manifest_sha256},
+            custody=custody,
+            details=bundle_sealed_details(manifest, path),
+        )
+        crash_point("bundle_sealed_recorded")
     return SealedRun(path, manifest, manifest_sha256, entry)

@@ -72,6 +72,7 @@ from sealtrail.custody.canonical import (
     canonical_json,
     canonical_json_of_part,
     pae,
+    parse_canonical_json,
     parse_json,
     strict_b64decode,
 )
@@ -629,11 +630,13 @@ def declared_keys_in(lines: Sequence[bytes]) -> dict[str, PublicKey]:
 def entry_problem(
     line: bytes, keys: dict[str, PublicKey], *, unknown_key_ok: bool = False
 ) -> str | None:
-    """Why ``line`` is not a complete entry validly signed by one of ``keys``, or None.
+    """Why ``line`` is not an entry validly signed by one of ``keys``, or None.
 
-    Judges the line alone: its form (check 2, with its own ``index`` as its position, which
-    must be a non-negative integer) and its signature by the key its ``actor.key_id`` names.
-    Its place in the chain is not judged here (damage before the last line is verify's).
+    Judges the line alone, and only what makes it a signed entry: a JSON object with exactly
+    the entry keys, a non-negative integer ``index``, a well-formed ``actor`` and ``sig``, and
+    a signature over its body (section 3) that verifies with the key its ``actor.key_id``
+    names. Everything else (its place in the chain, its other fields, canonical spelling) is
+    verify's to report: a writer never discards a validly signed entry.
 
     Args:
         unknown_key_ok: a signature by a key not in ``keys`` is not a problem: it cannot be
@@ -644,32 +647,43 @@ def entry_problem(
         value = parse_json(line)
     except NotCanonicalError:
         return "line is not valid JSON"
-    index = value.get("index") if isinstance(value, dict) else None
-    if not _is_int(index) or index < 0:
-        return "line is not an entry with a non-negative integer index"
-    p = _check_form(index, line)
-    if p.problems:
-        return p.problems[0].message
-    key = keys.get(p.signer or "")
+    if not isinstance(value, dict) or set(value) != ENTRY_KEYS:
+        return "line is not an object with exactly the entry keys"
+    for name in ("index", "actor", "sig"):
+        description, rule = _FIELD_RULES[name]
+        if not rule(value[name]):
+            return f"field {name!r} is malformed (expected {description})"
+    if value["index"] < 0:
+        return "field 'index' is negative"
+    signer = value["actor"]["key_id"]
+    key = keys.get(signer)
     if key is None:
         return None if unknown_key_ok else (
-            f"signed by key {p.signer}, which the ledger does not declare")
-    if p.message is None or p.signature is None or not key.verify(p.message, p.signature):
-        return f"signature by key {p.signer} does not verify"
+            f"signed by key {signer}, which the ledger does not declare")
+    try:
+        message = signed_body(value)
+    except NotCanonicalError as exc:
+        return f"line holds values outside canonical JSON: {exc}"
+    if not key.verify(message, strict_b64decode(value["sig"])):
+        return f"signature by key {signer} does not verify"
     return None
 
 
 def tail_problem(tail: bytes, last_line: bytes | None, keys: dict[str, PublicKey]) -> str | None:
     """Why bytes after the last newline are not a complete entry continuing the ledger, or None.
 
-    They are one when ``entry_problem`` finds nothing, their ``prev`` is the hash of the last
-    line (64 zeros when there is none) and their ``index`` is the last line's plus one (0 when
-    there is none): an acknowledged last entry whose final newline alone is missing.
+    They are one when ``entry_problem`` finds nothing, they are canonical JSON, their
+    ``prev`` is the hash of the last line (64 zeros when there is none) and their ``index`` is
+    the last line's plus one (0 when there is none): an acknowledged last entry whose final
+    newline alone is missing (docs/ledger-format.md section 7).
     """
     problem = entry_problem(tail, keys)
     if problem is not None:
         return problem
-    fields = parse_json(tail)
+    try:
+        fields = parse_canonical_json(tail)
+    except NotCanonicalError:
+        return "it is not in canonical JSON form"
     if last_line is None:
         expected_prev, expected_index = ZERO_HASH, 0
     else:
