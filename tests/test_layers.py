@@ -20,7 +20,7 @@ MAY_IMPORT = {
     "cli": {"analysis", "acquisition", "custody", "collectors"},
 }
 #: Top-level modules every layer may use (they import no subpackage themselves).
-SHARED = {"errors", "terminal", "worker_start", "__init__"}
+SHARED = {"errors", "terminal", "worker_start", "crashpoint", "__init__"}
 
 
 def _sealtrail_imports(path: Path) -> set[str]:
