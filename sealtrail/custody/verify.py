@@ -3,8 +3,12 @@
 Order of checks for a case (``check_case``); every failure is collected, none stops the rest
 unless a later check cannot run without it:
 1. The case folder and ``case.json`` can be read (else stop: nothing to verify against).
-2. The ledger file: a last line without a newline is an unacknowledged, torn append (a notice,
-   not a problem: it was never acknowledged; the next writer cuts it and keeps the bytes).
+2. The ledger file: bytes after the last newline are the last entry when they are a complete
+   entry continuing the ledger, signed by a key it declares (``ledger_check.split_ledger``,
+   the rule every reader and writer applies: a notice that its newline is missing); otherwise
+   they are an unacknowledged, torn append (a notice, not a problem: the next writer cuts it
+   and keeps the bytes). A ``ledger_repaired`` entry (a writer moved an invalid last line
+   aside) is a notice.
 3. The ledger entries (``ledger_check``): canonical form, indices, case id, the hash chain, and
    each entry's signature by a key trusted at that index. Trust starts from the keys pinned
    with ``--trust`` (or, without them, from the keys the case declares: trust on first use,
@@ -27,8 +31,9 @@ unless a later check cannot run without it:
    the manifest signature by the key that signed that ``bundle_sealed`` entry if the ledger
    trusts that key at that index, the member set, every member's size and SHA-256), and its
    manifest SHA-256 equals the one in the ledger. A sealed bundle the ledger does not record
-   is a problem; an unsealed ``.partial`` file and a started collection with no outcome are
-   notices.
+   is a problem (its message says how the next writer recovers it when its collection was
+   interrupted); an unsealed ``.partial`` or ``.unsealed`` file and a started collection with
+   no outcome are notices.
 One set of keys decides steps 3, 5 and 6: the keys the ledger declares (entry 0 and
 ``key_trusted``, cut by ``key_revoked``). Keys pinned with ``--trust`` only decide whether
 entry 0 is believed; they grant nothing by themselves.
