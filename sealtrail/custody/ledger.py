@@ -308,6 +308,10 @@ class Ledger:
         self._mutex = threading.RLock()
         self._lock_fd: int | None = None
         self._lock_depth = 0
+        # A line this object wrote or already judged valid: the next settle skips judging it
+        # again (one signature check per append otherwise), and entry 0's keys, by its bytes.
+        self._known_good: bytes | None = None
+        self._first_keys: tuple[bytes, dict[str, PublicKey]] | None = None
 
     @property
     def lock_path(self) -> Path:
@@ -487,7 +491,11 @@ class Ledger:
         one), or those of every complete line when that does not settle it."""
         if not all_lines:
             first = _first_line(fd)
-            return _rules().declared_keys_in([first] if first is not None else [])
+            if first is None:
+                return {}
+            if self._first_keys is None or self._first_keys[0] != first:
+                self._first_keys = (first, _rules().declared_keys_in([first]))
+            return self._first_keys[1]
         size = os.fstat(fd).st_size
         return _rules().declared_keys_in(_read_at(fd, size, 0).split(b"\n")[:-1])
 
@@ -549,10 +557,12 @@ class Ledger:
                 settled.torn_path = self._cut_torn_tail(fd, tail, keep, problem)
             size = os.fstat(fd).st_size
         line = _last_line(fd, size)
-        if line is not None:
+        if line is not None and line != self._known_good:
             problem = self._line_problem(fd, line)
             if problem is not None:
                 settled.repaired = self._move_last_line_aside(fd, key, line, size, problem)
+            else:
+                self._known_good = line
         return settled
 
     def _save_aside(self, kind: str, data: bytes) -> Path:
@@ -732,6 +742,7 @@ class Ledger:
         fields = self._build(key, count, prev, action, role, subject, custody, details)
         new_line = canonical_json(fields)
         self._write_durably(fd, new_line + b"\n", count)
+        self._known_good = new_line
         return LedgerEntry(count, new_line, fields)
 
     def _write_durably(self, fd: int, data: bytes, index: int) -> None:
