@@ -427,6 +427,7 @@ def test_last_entry_missing_its_newline_verifies_and_is_kept_by_the_next_writer(
     verify = run("verify", flow["case"])
     assert verify.exit_code == 0
     assert "lacks its final newline" in verify.output
+    assert ledger.read_bytes() == full[:-1]  # verify never writes
     count = full.count(b"\n")
     result = run("ledger", "record", flow["case"], "--key", flow["keys"] / "alice.key",
                  "--action", "note")
