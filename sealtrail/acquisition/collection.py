@@ -14,16 +14,12 @@ from __future__ import annotations
 import base64
 import errno
 import os
-import socket
-import sys
 import time
-from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from sealtrail import TOOL_NAME, __version__
 from sealtrail.collectors.bodyfile import (
     BODYFILE_ARTIFACT,
     bodyfile_member_path,
@@ -32,13 +28,12 @@ from sealtrail.collectors.bodyfile import (
 from sealtrail.collectors.plan import CollectionPlan, PlannedItem
 from sealtrail.collectors.source import DirectorySource, FileInfo, SwappedFile
 from sealtrail.custody.bundle_format import (
-    MANIFEST_KIND,
     ns_text,
-    utc_text,
     volatile_member_name,
 )
 from sealtrail.custody.bundle_writer import BundleWriter
 from sealtrail.custody.canonical import MAX_SAFE_INT
+from sealtrail.custody.manifest import CollectionContext, Manifest
 
 CHUNK = 1 << 20
 ProgressFn = Callable[[int, int], None]
@@ -402,36 +397,13 @@ def write_volatile(
     return members
 
 
-def outcome_counts(
-    members: Sequence[dict[str, Any]], entries: Sequence[dict[str, Any]]
-) -> dict[str, int]:
-    counts = Counter(m["outcome"] for m in members)
-    counts.update(e["outcome"] for e in entries)
-    return dict(sorted(counts.items()))
-
-
-def collection_context(
-    *, examiner: str, key_id: str, key_name: str, host: str | None, os_name: str | None,
-    source: dict[str, Any], requested: dict[str, Any], started: datetime, finished: datetime,
-) -> dict[str, Any]:
-    """The manifest's ``collection`` object: who, where, with what, when (bundle-format.md)."""
-    return {
-        "examiner": examiner,
-        "key_id": key_id,
-        "key_name": key_name,
-        "host": host,
-        "os": os_name,
-        "source": source,
-        "collector_host": socket.gethostname(),
-        "tool": TOOL_NAME,
-        "tool_version": __version__,
-        "python": sys.version.split()[0],
-        "command_line": list(sys.argv),
-        "requested": requested,
-        "started": utc_text(started),
-        "finished": utc_text(finished),
-        "clock": "system",
-    }
+def artifact_records(plan: CollectionPlan) -> list[dict[str, Any]]:
+    """The manifest's ``artifacts`` records of a plan (docs/bundle-format.md section 4)."""
+    return [
+        {"name": a.name, "outcome": a.outcome, "reason": a.reason,
+         "patterns": list(a.patterns), "matched": a.matched}
+        for a in plan.artifacts
+    ]
 
 
 def build_manifest(
@@ -449,36 +421,17 @@ def build_manifest(
     finished: datetime,
     members: list[dict[str, Any]],
     entries: list[dict[str, Any]],
-) -> dict[str, Any]:
-    """The manifest payload (see docs/bundle-format.md for every field)."""
-    return {
-        "type": MANIFEST_KIND,
-        "version": 1,
-        "bundle_id": bundle_id,
-        "case_id": case_id,
-        "collection": collection_context(
+) -> Manifest:
+    """The manifest of a folder or live-host collection (docs/bundle-format.md section 4)."""
+    return Manifest(
+        bundle_id=bundle_id, case_id=case_id,
+        collection=CollectionContext.here(
             examiner=examiner, key_id=key_id, key_name=key_name, host=source.hostname(),
             os_name=plan.os_name, source={"kind": "directory", "path": source_label},
             requested=requested, started=started, finished=finished,
         ),
-        "artifacts": [
-            {
-                "name": a.name,
-                "outcome": a.outcome,
-                "reason": a.reason,
-                "patterns": list(a.patterns),
-                "matched": a.matched,
-            }
-            for a in plan.artifacts
-        ],
-        "members": members,
-        "entries": entries,
-        "totals": {
-            "members": len(members),
-            "bytes": sum(m["size"] for m in members),
-            "outcomes": outcome_counts(members, entries),
-        },
-    }
+        artifacts=artifact_records(plan), members=members, entries=entries,
+    )
 
 
 def now_utc() -> datetime:

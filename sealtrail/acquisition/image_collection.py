@@ -36,7 +36,6 @@ from typing import Any
 from sealtrail.acquisition.collection import (
     CHUNK,
     ProgressFn,
-    build_manifest,
     damage_checked,
     entry_record,
     fn_times_damaged,
@@ -70,11 +69,12 @@ from sealtrail.collectors.bodyfile import (
     write_bodyfile,
 )
 from sealtrail.collectors.images import open_read_only
-from sealtrail.collectors.plan import ArtifactOutcome, CollectionPlan, PlannedItem
+from sealtrail.collectors.plan import ArtifactOutcome, PlannedItem
 from sealtrail.collectors.source import FileInfo, SwappedFile
 from sealtrail.custody.bundle_writer import BundleWriter, MemberSink, PendingMember
 from sealtrail.custody.case import Case
 from sealtrail.custody.keys import SigningKey
+from sealtrail.custody.manifest import CollectionContext, Manifest
 from sealtrail.errors import UsageError
 from sealtrail.worker_start import warm_up
 
@@ -354,16 +354,6 @@ class _Received:
     oses: list[str] = field(default_factory=list)
 
 
-class _Host:
-    """What `build_manifest` asks of a source: its host name."""
-
-    def __init__(self, name: str | None) -> None:
-        self._name = name
-
-    def hostname(self) -> str | None:
-        return self._name
-
-
 class _ImageReadError(Exception):
     """A read of the image failed (as opposed to a write into the bundle)."""
 
@@ -593,16 +583,9 @@ def run_image_collection(
 
 def _manifest(case: Case, key: SigningKey, bundle_id: str, image_path: str, got: _Received,
               requested: dict[str, Any], started: Any, finished: Any  # noqa: ANN401
-              ) -> dict[str, Any]:
+              ) -> Manifest:
     hosts = list(dict.fromkeys(got.hosts))
     oses = list(dict.fromkeys(got.oses))
-    plan = CollectionPlan(os_name=oses[0] if len(oses) == 1 else None, items=(), artifacts=())
-    manifest = build_manifest(
-        bundle_id=bundle_id, case_id=case.case_id, examiner=case.examiner,
-        key_id=key.key_id, key_name=key.name, source=_Host(hosts[0] if hosts else None),
-        source_label=image_path, plan=plan, requested=requested, started=started,
-        finished=finished, members=got.members, entries=got.entries,
-    )
     image = dict(got.layout.get("image") or {})
     partitions = []
     for record in got.layout.get("partitions") or []:
@@ -613,17 +596,21 @@ def _manifest(case: Case, key: SigningKey, bundle_id: str, image_path: str, got:
             "reason": (outcome or {}).get("reason", "" if record.get("fs_type") else
                                           "no file system"),
         })
-    manifest["collection"]["source"] = {
+    source = {
         "kind": "image", "path": image_path, "format": image.get("format"),
         "size": image.get("size"), "volume_system": got.layout.get("vs_type"),
         "partitions": partitions,
         **{k: image[k] for k in ("segments", "stored_hashes", "metadata") if k in image},
     }
+    collection = CollectionContext.here(
+        examiner=case.examiner, key_id=key.key_id, key_name=key.name,
+        host=hosts[0] if hosts else None, os_name=oses[0] if oses else None, source=source,
+        requested=requested, started=started, finished=finished,
+    )
     if len(oses) > 1:
-        manifest["collection"]["os"] = oses[0]
-        manifest["collection"]["oses"] = oses
-    manifest["artifacts"] = list(got.artifacts)
-    return manifest
+        collection.oses = oses
+    return Manifest(bundle_id=bundle_id, case_id=case.case_id, collection=collection,
+                    artifacts=list(got.artifacts), members=got.members, entries=got.entries)
 
 
 def image_requested(artifacts: Sequence[str], paths: Sequence[str], os_name: str | None,

@@ -46,6 +46,7 @@ from sealtrail.custody.bundle_writer import BundleWriter
 from sealtrail.custody.case import Case
 from sealtrail.custody.keys import SigningKey
 from sealtrail.custody.ledger import Ledger, LedgerEntry
+from sealtrail.custody.manifest import Manifest
 from sealtrail.custody.recovery import bundle_sealed_details, collection_running
 from sealtrail.errors import CollectionError, DestinationFull, UsageError
 
@@ -120,8 +121,9 @@ def run_collection(
 
 
 def result_of(run: SealedRun, bundle_id: str, started: datetime) -> CollectionResult:
-    totals = run.manifest["totals"]
-    finished = datetime.fromisoformat(run.manifest["collection"]["finished"].replace("Z", "+00:00"))
+    totals = run.manifest.totals()
+    finished = run.manifest.collection.finished_at
+    assert finished is not None  # written by this process
     return CollectionResult(
         bundle_id, str(run.path), run.manifest_sha256, totals["members"], totals["bytes"],
         totals["outcomes"], started, finished, run.entry.index,
@@ -144,7 +146,7 @@ def requested_fields(artifacts: Sequence[str], paths: Sequence[str], os_name: st
 @dataclass(frozen=True, slots=True)
 class SealedRun:
     path: Path
-    manifest: dict[str, Any]
+    manifest: Manifest
     manifest_sha256: str
     entry: LedgerEntry
 
@@ -218,7 +220,7 @@ def run_sealed(
     bundle_id: str,
     *,
     started_details: dict[str, Any],
-    fill: Callable[[BundleWriter], dict[str, Any]],
+    fill: Callable[[BundleWriter], Manifest],
     custody: dict[str, str] | None = None,
 ) -> SealedRun:
     """Steps 0-4 of the module docstring for any kind of collection.
@@ -238,7 +240,7 @@ def run_sealed(
         try:
             manifest = fill(writer)
             crash_point("members_written")
-            path, payload = writer.seal(manifest, key)
+            path, payload = writer.seal(manifest.to_json_obj(), key)
         except BaseException as exc:
             raise _record_failure(ledger, key, bundle_id, writer, exc) from exc
         manifest_sha256 = hashlib.sha256(payload).hexdigest()

@@ -43,6 +43,8 @@ from sealtrail.custody.bundle_reader import check_bundle
 from sealtrail.custody.durable import fsync_dir
 from sealtrail.custody.keys import PublicKey, SigningKey
 from sealtrail.custody.ledger import Ledger, LedgerEntry
+from sealtrail.custody.manifest import Manifest
+from sealtrail.errors import ManifestInvalid
 
 log = logging.getLogger(__name__)
 
@@ -76,14 +78,14 @@ def bundle_history(
     return sealed, started, ended
 
 
-def bundle_sealed_details(manifest: dict[str, Any], path: Path) -> dict[str, Any]:
+def bundle_sealed_details(manifest: Manifest, path: Path) -> dict[str, Any]:
     """The ``details`` of the ``bundle_sealed`` entry for the bundle at ``path`` with this
     manifest (docs/ledger-format.md section 5): one function for the seal and the recovery.
 
     Raises:
         KeyError, TypeError, IndexError: the manifest lacks what the details are made of.
     """
-    totals = manifest["totals"]
+    totals = manifest.totals()
     details: dict[str, Any] = {
         "bundle_file": path.name,
         "members": totals["members"],
@@ -91,11 +93,11 @@ def bundle_sealed_details(manifest: dict[str, Any], path: Path) -> dict[str, Any
         "outcomes": totals["outcomes"],
         "storage": str(path.parent),
     }
-    source = manifest["collection"]["source"]
+    source = manifest.collection.source
     if source.get("kind") == "image":
         details["source"] = {"kind": "image", "path": source["path"]}
     elif source.get("kind") == "acquisition":
-        member = manifest["members"][0]
+        member = manifest.members[0]
         details.update(sha256=member["sha256"], size=member["size"])
         if "stored_hashes_match" in source:
             details["stored_hashes_match"] = source["stored_hashes_match"]
@@ -199,10 +201,14 @@ def _seal_recorded(ledger: Ledger, key: SigningKey, path: Path, bundle_id: str,
         return str(result.problems[0])
     if result.manifest is None or result.manifest_payload is None:
         return "no manifest"
-    if result.manifest.get("case_id") != ledger.case_id:
+    try:
+        manifest = Manifest.from_json_obj(result.manifest, f"bundle {path.name}")
+    except ManifestInvalid as exc:
+        return str(exc)
+    if manifest.case_id != ledger.case_id:
         return "its manifest names another case"
     try:
-        details = bundle_sealed_details(result.manifest, path)
+        details = bundle_sealed_details(manifest, path)
     except (KeyError, TypeError, IndexError, AttributeError) as exc:
         return f"its manifest lacks {exc}"
     log.warning("collection %s was interrupted after its bundle was sealed; the bundle passed "

@@ -198,7 +198,7 @@ def test_partition_offsets_beyond_2_53_are_kept_as_text(case, keyring):
                                             "fs_note": None}]})
     now = datetime.now(UTC)
     manifest = _manifest(case, keyring.alice.key, "b1", "/x.img", got, {}, now, now)
-    canonical_json(manifest)  # raised NotCanonicalError before
-    partition = manifest["collection"]["source"]["partitions"][0]
+    canonical_json(manifest.to_json_obj())  # raised NotCanonicalError before
+    partition = manifest.collection.source["partitions"][0]
     assert (partition["start_offset"], partition["length"]) == (None, 512)
     assert partition["damaged"] == {"start_offset": str(start)}
