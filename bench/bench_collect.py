@@ -240,11 +240,11 @@ def child_collect(root: str, case_root: str, key_file: str) -> None:
     }))
 
 
-def child_verify(case_root: str, key_file: str) -> None:
+def child_verify(case_root: str, public_file: str) -> None:
     from sealtrail.custody.keys import load_public_key
     from sealtrail.custody.verify import check_case
 
-    public = load_public_key(key_file)
+    public = load_public_key(public_file)
     started = time.perf_counter()
     report = check_case(Path(case_root), [public])
     seconds = time.perf_counter() - started
@@ -274,7 +274,7 @@ def main() -> int:
     parser.add_argument("--keep", action="store_true", help="keep the data set for next time")
     parser.add_argument("--child-collect", nargs=3, metavar=("ROOT", "CASE", "KEY"),
                         help=argparse.SUPPRESS)
-    parser.add_argument("--child-verify", nargs=2, metavar=("CASE", "KEY"),
+    parser.add_argument("--child-verify", nargs=2, metavar=("CASE", "PUBKEY"),
                         help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child_collect:
@@ -345,7 +345,8 @@ def main() -> int:
             drop_caches(dropped)
             ssl_s.append(run_openssl(bundle))
             drop_caches(dropped)
-            report = _child(["--child-verify", str(last_case), str(last_key)])
+            # the examiner's public key file: load_public_key refuses a private one
+            report = _child(["--child-verify", str(last_case), str(last_key.with_suffix(".pub"))])
             if not report["ok"]:
                 raise SystemExit(f"verification failed: {report['problems']}")
             ver_s.append(float(report["seconds"]))

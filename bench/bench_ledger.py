@@ -15,13 +15,17 @@ What is measured (medians of ``--runs`` interleaved runs of each side):
 The ledgers for verification are built in memory with the ledger's own signing code
 (``ledger.signed_body`` + ``SigningKey.sign`` + ``canonical_json``) without fsync, which is
 what ``Ledger.append`` writes minus the durability; a 10k or 30k ledger is a prefix of the 100k
-one. Each is first checked to have no problem. Scratch files go to ``bench/out/`` and are
-deleted at the end unless ``--keep``.
+one. Each is first checked to have no problem. ``--checkpoint-every K`` (default 0: none) makes
+every K-th entry (index K, 2K, ...) a ``checkpoint_signed`` entry recording the RFC 6962 root of
+the entries before it, as ``sealtrail ledger checkpoint`` does, so that the cost of checking
+recorded checkpoints shows (the reference's work per entry is the same either way). Scratch
+files go to ``bench/out/`` and are deleted at the end unless ``--keep``.
 
 Usage::
 
     python bench/bench_ledger.py
     python bench/bench_ledger.py --appends 500 --sizes 10000 30000   # quicker
+    python bench/bench_ledger.py --checkpoint-every 1000   # with recorded checkpoints
 """
 
 from __future__ import annotations
@@ -41,6 +45,7 @@ from pathlib import Path
 import nacl.signing
 from machine import cpu_model  # bench/machine.py (bench/ is on sys.path)
 
+import sealtrail
 from sealtrail.custody.canonical import canonical_json
 from sealtrail.custody.keys import SigningKey
 from sealtrail.custody.ledger import (
@@ -55,6 +60,7 @@ from sealtrail.custody.ledger import (
     utc_now_text,
 )
 from sealtrail.custody.ledger_check import VERIFY_THREADS, check_ledger
+from sealtrail.custody.merkle import MerkleTree, leaf_hash
 
 HERE = Path(__file__).resolve().parent
 OUT = HERE / "out"
@@ -64,7 +70,8 @@ def machine_line() -> str:
     cpu = cpu_model()
     return (f"machine: {os.cpu_count()} CPUs ({cpu}), Python {sys.version.split()[0]}, "
             f"PyNaCl {version('PyNaCl')}, orjson {version('orjson')}, "
-            f"{os.uname().sysname} {os.uname().release}")
+            f"{os.uname().sysname} {os.uname().release}; "
+            f"sealtrail from {Path(sealtrail.__file__).parent.parent}")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -109,12 +116,17 @@ def run_write_fsync(scratch: Path, run: int, lines: list[bytes]) -> float:
 # verification
 
 
-def build_ledger(n: int, key: SigningKey) -> tuple[list[bytes], list[tuple[bytes, bytes]]]:
+def build_ledger(n: int, key: SigningKey,
+                 checkpoint_every: int = 0) -> tuple[list[bytes], list[tuple[bytes, bytes]]]:
     """``n`` signed, chained entries (a case_opened and notes) and their (message, signature).
 
     Same bytes as ``Ledger.append`` would write (fields, canonical form, signature over
-    ``signed_body``), without the lock and fsync per entry.
+    ``signed_body``), without the lock and fsync per entry. With ``checkpoint_every`` K > 0,
+    entries K, 2K, ... are ``checkpoint_signed`` entries with the root of all entries before
+    them (the details ``log_proofs.issue_checkpoint`` records; no checkpoint file is written:
+    ``check_ledger`` does not read it).
     """
+    tree = MerkleTree()
     case_id = str(uuid.uuid4())
     actor = {"name": key.name, "key_id": key.key_id, "role": "examiner"}
     lines: list[bytes] = []
@@ -125,6 +137,10 @@ def build_ledger(n: int, key: SigningKey) -> tuple[list[bytes], list[tuple[bytes
             action = CASE_OPENED
             details = {"title": "bench",
                        "trusted_keys": [trusted_key_record(key.public, "examiner")]}
+        elif checkpoint_every and index % checkpoint_every == 0:
+            action = "checkpoint_signed"
+            details = {"size": index, "root": base64.b64encode(tree.root()).decode(),
+                       "file": f"checkpoint-{index}.txt"}
         else:
             action = "note"
             details = {"text": f"bench entry {index}"}
@@ -140,6 +156,8 @@ def build_ledger(n: int, key: SigningKey) -> tuple[list[bytes], list[tuple[bytes
         lines.append(line)
         pairs.append((message, signature))
         prev = entry_hash_of(line)
+        if checkpoint_every:
+            tree.append(leaf_hash(line))
     return lines, pairs
 
 
@@ -170,10 +188,14 @@ def main() -> int:
     parser.add_argument("--appends", type=int, default=2000)
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 30_000, 100_000])
     parser.add_argument("--runs", type=int, default=3, help="runs of each side (>= 3)")
+    parser.add_argument("--checkpoint-every", type=int, default=0, metavar="K",
+                        help="make every K-th entry a checkpoint_signed entry (default: none)")
     parser.add_argument("--keep", action="store_true", help="keep scratch files")
     args = parser.parse_args()
     if args.runs < 3:
         parser.error("--runs must be at least 3")
+    if args.checkpoint_every < 0:
+        parser.error("--checkpoint-every must be 0 (none) or positive")
 
     print(machine_line())
     key = SigningKey.generate("bench")
@@ -201,8 +223,11 @@ def main() -> int:
 
         largest = max(args.sizes)
         started = time.perf_counter()
-        all_lines, all_pairs = build_ledger(largest, key)
+        all_lines, all_pairs = build_ledger(largest, key, args.checkpoint_every)
         print()
+        if args.checkpoint_every:
+            print(f"every {args.checkpoint_every}th entry is a checkpoint_signed entry "
+                  f"({(largest - 1) // args.checkpoint_every} in the largest ledger)")
         print(f"built a {largest}-entry ledger in {time.perf_counter() - started:.1f} s "
               f"({sum(len(x) + 1 for x in all_lines) / 1e6:.1f} MB); verification, "
               f"{args.runs} runs a side, interleaved")

@@ -7,6 +7,7 @@ mismatches, the expected and observed values. The CLI turns these into one ``Err
     ├── UsageError            bad arguments or files given by the user (exit 2)
     ├── KeyFileError          a key file that is missing, corrupt or of the wrong kind
     ├── CollectionError       a collection that cannot start or cannot be sealed
+    │   └── DestinationFull   the case's bundle folder ran out of space (partial bundle removed)
     ├── AnalysisError         ingest, query or scan that cannot be done (bad SQL, no database)
     │   └── QueryRefused      SQL that would leave the case database (files, extensions, settings)
     ├── CaseError             a case folder that is missing, incomplete or already exists
@@ -72,6 +73,35 @@ class ManifestTooLarge(CollectionError):
     def with_context(self, context: str) -> ManifestTooLarge:
         return ManifestTooLarge(f"{self}; {context}", expected=self.expected,
                                 observed=self.observed)
+
+
+class DestinationFull(CollectionError):
+    """The file system holding the case's bundles ran out of space (ENOSPC, EDQUOT).
+
+    The unsealed ``.partial`` bundle is removed (it would only keep the disk full) and
+    ``collection_failed`` records that.
+
+    Attributes:
+        destination: the folder being written (the case's ``bundles`` folder).
+        bundle_id: the collection that was not sealed.
+        partial_removed: whether the ``.partial`` file could be removed.
+        context: what else the caller added (`with_context`).
+    """
+
+    def __init__(self, destination: str, bundle_id: str, partial_removed: bool,
+                 context: str = "") -> None:
+        self.destination = destination
+        self.bundle_id = bundle_id
+        self.partial_removed = partial_removed
+        self.context = context
+        kept = ("the partial bundle was removed" if partial_removed
+                else "the partial bundle could not be removed")
+        super().__init__(f"no space left in {destination}: collection {bundle_id} not sealed, "
+                         f"{kept}; free space there or use a case on a larger disk{context}")
+
+    def with_context(self, context: str) -> DestinationFull:
+        return DestinationFull(self.destination, self.bundle_id, self.partial_removed,
+                               f"{self.context}; {context}")
 
 
 class AnalysisError(SealtrailError):

@@ -8,6 +8,7 @@ folder is absent. Nothing is copied into the project.
 ``SEALTRAIL_REQUIRE_SHARED=1`` turns each of those skips into a failure, so a suite cannot pass by
 not running what needs shared data. ``scripts/test`` (what the README and CI run) sets it unless
 it is already set; ``SEALTRAIL_REQUIRE_SHARED=0 scripts/test`` runs without ``../shared``.
+The same switch covers the system tools scripts/setup installs (``tool_absent``).
 
 A test parametrised over the files of a shared folder gets one case per file; when the folder is
 absent it gets one placeholder case (id ``<absent>``) that reaches ``upstream_path`` or
@@ -52,6 +53,12 @@ def shared_absent(reason: str) -> NoReturn:
         pytest.fail(f"{reason}; {REQUIRE_SHARED} is set, so this fails instead of skipping",
                     pytrace=False)
     pytest.skip(reason)
+
+
+def tool_absent(reason: str) -> NoReturn:
+    """Skip the test (a system tool that scripts/setup installs is missing), or fail it under
+    ``SEALTRAIL_REQUIRE_SHARED``: CI runs scripts/setup, so there a missing tool is a fault."""
+    shared_absent(reason)
 
 
 def _require(base: Path, env: str, relative: str) -> Path:

@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from fixtures import build_images
+from tests.shared_data import tool_absent
 
 IMAGES = Path(__file__).resolve().parent.parent / "fixtures" / "images"
 SOURCES = json.loads((IMAGES / "SOURCES.json").read_text())["images"]
@@ -42,12 +43,12 @@ def volumes() -> list[tuple[str, int, list[dict[str, Any]]]]:
 
 def require_sleuthkit(image: str) -> None:
     if shutil.which("fls") is None or shutil.which("icat") is None:
-        pytest.skip("sleuthkit CLI (fls, icat) is not installed: apt-get install sleuthkit")
+        tool_absent("sleuthkit CLI (fls, icat) is not installed: run scripts/setup as root")
     if image.endswith(".E01"):
         types = subprocess.run(["fls", "-i", "list"], capture_output=True, text=True,
                                check=False)
         if "ewf" not in types.stdout + types.stderr:
-            pytest.skip("this sleuthkit build has no EWF support")
+            tool_absent("this sleuthkit build has no EWF support")
 
 
 def fls_files(image: Path, offset: int) -> dict[str, str]:
@@ -148,7 +149,7 @@ def _tools_present() -> str | None:
 def test_rebuild_is_byte_identical(tmp_path: Path) -> None:
     missing = _tools_present()
     if missing:
-        pytest.skip(f"image tools missing ({missing}); run fixtures/build_images.py as root")
+        tool_absent(f"image tools missing ({missing}); run scripts/setup as root")
     rebuilt = build_images.build(tmp_path)["images"]
     for name, record in SOURCES.items():
         now = rebuilt[name]
@@ -157,3 +158,22 @@ def test_rebuild_is_byte_identical(tmp_path: Path) -> None:
             assert now.get("files") == record.get("files"), name
             continue
         assert now["sha256"] == record["sha256"], f"{name} did not rebuild byte for byte"
+
+
+def test_edge_images_rebuild_byte_for_byte(tmp_path: Path) -> None:
+    from fixtures import build_edge_images
+
+    stored = IMAGES.parent / "edge-images"
+    record = json.loads((stored / "SOURCES.json").read_text())
+    listed = {image["stored_as"] for image in record["images"].values()}
+    assert {p.name for p in stored.iterdir()} == {"SOURCES.json", *listed}
+    assert all((stored / name).stat().st_size < 2_000_000 for name in listed)
+    if shutil.which("mkfs.ext4") is None:
+        pytest.skip("mkfs.ext4 is not installed (Debian e2fsprogs)")
+    rebuilt = build_edge_images.build(tmp_path)
+    if rebuilt["tools"] != record["tools"]:
+        pytest.skip(f"another e2fsprogs ({rebuilt['tools']}) lays the file systems out "
+                    "differently")
+    assert rebuilt == record
+    for name in listed:
+        assert (tmp_path / name).read_bytes() == (stored / name).read_bytes(), name

@@ -156,6 +156,89 @@ def merkle_root(leaves):
     return hashlib.sha256(b"\x01" + merkle_root(leaves[:k]) + merkle_root(leaves[k:])).digest()
 
 
+# ---- s7: bytes after the last newline -------------------------------------------------------
+
+def declared_keys(lines):
+    """s7: key id -> public key of every well-formed key record the lines declare: entry 0's
+    details.trusted_keys (all records well-formed, roles non-empty) and each key_trusted
+    entry's details.key (with a non-empty details.role), good entries or not; first wins."""
+    keys = {}
+    for i, line in enumerate(lines):
+        try:
+            e = json.loads(line.decode("utf-8"))
+        except (ValueError, UnicodeError):
+            continue
+        details = e.get("details") if isinstance(e, dict) else None
+        if not isinstance(details, dict):
+            continue
+        if i == 0 and e.get("action") == "case_opened":
+            records = details.get("trusted_keys")
+            records = records if isinstance(records, list) and records else [None]
+            parsed = [key_record(r, with_role=True) for r in records]
+            found = [] if None in parsed else parsed
+        elif e.get("action") == "key_trusted":
+            role = details.get("role")
+            found = [key_record(details.get("key"), with_role=False)]
+            if None in found or not isinstance(role, str) or not role:
+                found = []
+        else:
+            continue
+        for kid, pub in found:
+            keys.setdefault(kid, pub)
+    return keys
+
+
+def key_record(r, with_role):
+    """(key id, public key) of a {name, public_key, key_id[, role]} record, or None."""
+    if not isinstance(r, dict) or not isinstance(r.get("name"), str):
+        return None
+    if with_role and (not isinstance(r.get("role"), str) or not r["role"]):
+        return None
+    try:
+        pub = b64(r.get("public_key"), length=32)
+    except Bad:
+        return None
+    return (r["key_id"], pub) if r.get("key_id") == key_id(pub) else None
+
+
+def tail_is_entry(lines, tail):
+    """s7: the tail is the last entry, missing only its newline: canonical JSON of an object
+    with exactly the entry keys, well-formed index, actor and sig, chained onto the last line,
+    and signed by a key the ledger declares (with no complete line, by one it declares)."""
+    try:
+        e = parse_canonical(tail)
+    except Bad:
+        return False
+    if not isinstance(e, dict) or set(e) != ENTRY_KEYS:
+        return False
+    a, index = e["actor"], e["index"]
+    if not isinstance(a, dict) or set(a) != ACTOR_KEYS or not all(
+            isinstance(a[k], str) for k in ACTOR_KEYS) or not HEX16.fullmatch(a["key_id"]):
+        return False
+    if type(index) is not int or index < 0:
+        return False
+    try:
+        sig = b64(e["sig"], length=64)
+    except Bad:
+        return False
+    if lines:
+        try:
+            last = json.loads(lines[-1].decode("utf-8"))
+        except (ValueError, UnicodeError):
+            return False
+        last_index = last.get("index") if isinstance(last, dict) else None
+        if type(last_index) is not int:
+            return False
+        prev, expected = hashlib.sha256(lines[-1]).hexdigest(), last_index + 1
+    else:
+        prev, expected = "0" * 64, 0
+    if e["prev"] != prev or index != expected:
+        return False
+    pub = declared_keys(lines if lines else [tail]).get(a["key_id"])
+    body = canon({k: v for k, v in e.items() if k != "sig"})
+    return pub is not None and ed25519_ok(pub, pae(ENTRY_TYPE, body), sig)
+
+
 # ---- the verifier ----------------------------------------------------------------------------
 
 class Verifier:
@@ -206,10 +289,12 @@ class Verifier:
         except OSError as e:
             self.problem("ledger", f"cannot read ledger.jsonl ({e})")
             return
-        lines = data.split(b"\n")
-        if lines[-1]:  # s7: bytes after the last newline are a torn append
-            self.notice("ledger", f"torn tail of {len(lines[-1])} bytes after the last newline")
-        self.lines = lines[:-1]
+        *self.lines, tail = data.split(b"\n")
+        if tail and tail_is_entry(self.lines, tail):  # s7: an entry missing its newline
+            self.lines.append(tail)
+            self.notice("ledger", "the last entry lacks its final newline")
+        elif tail:  # s7: other bytes after the last newline are a torn append
+            self.notice("ledger", f"torn tail of {len(tail)} bytes after the last newline")
         if not self.lines:
             self.problem("ledger", "no entry 0")
             return
@@ -342,6 +427,8 @@ class Verifier:
         where, act, d = f"ledger entry {i}", e["action"], e["details"]
         if act == "case_opened" and i != 0:
             self.problem(where, "case_opened after entry 0")
+        elif act == "ledger_repaired":  # s5: recorded; s7: a writer moved a line aside
+            self.notice(where, f"a writer moved an invalid last line aside to {d.get('file')!r}")
         elif act == "key_trusted":
             k, role = d.get("key"), d.get("role")
             try:

@@ -33,13 +33,14 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sealtrail.acquisition.collection import ProgressFn, collection_context, now_utc, stat_fields
+from sealtrail.acquisition.collection import ProgressFn, now_utc, stat_fields
 from sealtrail.acquisition.session import new_bundle_id, run_sealed
 from sealtrail.collectors.images import ImageHandle, detect_format, open_image, open_read_only
-from sealtrail.custody.bundle_format import MANIFEST_KIND, ns_text
+from sealtrail.custody.bundle_format import ns_text
 from sealtrail.custody.bundle_writer import BundleWriter, MemberSink, update_digest
 from sealtrail.custody.case import Case
 from sealtrail.custody.keys import SigningKey
+from sealtrail.custody.manifest import CollectionContext, Manifest
 from sealtrail.errors import CollectionError, UsageError
 
 __all__ = ["CHUNK", "AcquisitionResult", "acquire_image", "member_name"]
@@ -277,8 +278,7 @@ def acquire_image(
         CollectionError: the acquisition failed (read error, short image); the ledger has a
             ``collection_failed`` entry and the ``.partial`` file is kept.
     """
-    ledger = case.ledger()
-    case.require_signer(ledger, key)
+    case.require_signer(case.ledger(), key)
     source = Path(os.path.abspath(source))
     media = _open_media(source)
     try:
@@ -301,22 +301,15 @@ def acquire_image(
             return _manifest(case, key, bundle_id, fields, requested, started, finished[0],
                              member)
 
-        def sealed_details(manifest: dict[str, Any]) -> dict[str, Any]:
-            src = manifest["collection"]["source"]
-            out = {"sha256": member["sha256"], "size": member["size"]}
-            if "stored_hashes_match" in src:
-                out["stored_hashes_match"] = src["stored_hashes_match"]
-            return out
-
         run = run_sealed(
             case, key, bundle_id,
             started_details={"source": source_fields, "host": None, "requested": requested,
                              "planned_files": 1, "planned_items": 1},
-            fill=fill, custody=custody, sealed_details=sealed_details,
+            fill=fill, custody=custody,
         )
     finally:
         media.close()
-    src = run.manifest["collection"]["source"]
+    src = run.manifest.collection.source
     return AcquisitionResult(
         bundle_id=bundle_id, bundle_path=str(run.path), manifest_sha256=run.manifest_sha256,
         member=member["name"], source=str(source), format=media.format, size=member["size"],
@@ -332,20 +325,13 @@ def _manifest(case: Case, key: SigningKey, bundle_id: str, source: dict[str, Any
               member: dict[str, Any]) -> dict[str, Any]:
     """The manifest payload: the collection layout of docs/bundle-format.md with one member,
     ``collection.source.kind == "acquisition"``, and no artifacts or entries."""
-    return {
-        "type": MANIFEST_KIND,
-        "version": 1,
-        "bundle_id": bundle_id,
-        "case_id": case.case_id,
-        "collection": collection_context(
+    return Manifest(
+        bundle_id=bundle_id, case_id=case.case_id,
+        collection=CollectionContext.here(
             examiner=case.examiner, key_id=key.key_id, key_name=key.name, host=None,
             os_name=None, source=source, requested=requested, started=started,
             finished=finished,
         ),
-        "artifacts": [],
-        "members": [member],
-        "entries": [],
-        "totals": {"members": 1, "bytes": member["size"],
-                   "outcomes": {member["outcome"]: 1}},
-    }
+        members=[member],
+    )
 

@@ -14,16 +14,12 @@ from __future__ import annotations
 import base64
 import errno
 import os
-import socket
-import sys
 import time
-from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from sealtrail import TOOL_NAME, __version__
 from sealtrail.collectors.bodyfile import (
     BODYFILE_ARTIFACT,
     bodyfile_member_path,
@@ -32,15 +28,46 @@ from sealtrail.collectors.bodyfile import (
 from sealtrail.collectors.plan import CollectionPlan, PlannedItem
 from sealtrail.collectors.source import DirectorySource, FileInfo, SwappedFile
 from sealtrail.custody.bundle_format import (
-    MANIFEST_KIND,
     ns_text,
-    utc_text,
     volatile_member_name,
 )
 from sealtrail.custody.bundle_writer import BundleWriter
+from sealtrail.custody.canonical import MAX_SAFE_INT
+from sealtrail.custody.manifest import CollectionContext, Manifest
 
 CHUNK = 1 << 20
 ProgressFn = Callable[[int, int], None]
+#: Apparent size above which a file with holes (a sparse file) is not copied, unless
+#: ``--max-file-size`` is given: it is then the limit for every file (docs/collection.md).
+SPARSE_LIMIT = 1 << 30
+
+
+def sparse_limit(max_file_size: int | None) -> int:
+    """The limit for files with holes: ``--max-file-size`` when given, else `SPARSE_LIMIT`."""
+    return SPARSE_LIMIT if max_file_size is None else max_file_size
+
+
+def sparse_entry(item: PlannedItem, size: int, allocated: int, limit: int) -> dict[str, Any]:
+    """The ``too_large`` entry of a file with holes over the limit: its apparent size is in
+    ``source.size``, the bytes the file system holds for it in ``source.allocated_size``."""
+    record = entry_record(item, "too_large", (
+        f"sparse file: {size} bytes apparent size, {allocated} allocated (the rest is holes), "
+        f"over the {limit}-byte limit for files with holes; not copied (--max-file-size "
+        "raises the limit)"))
+    record["source"]["allocated_size"] = allocated
+    return record
+
+
+def _allocated_if_sparse(fd: int, st: os.stat_result) -> int | None:
+    """The bytes allocated to an open regular file (``st_blocks * 512``) when it has a hole
+    (``SEEK_HOLE`` finds one before its end), else None. The file offset is put back at 0."""
+    try:
+        hole = os.lseek(fd, 0, os.SEEK_HOLE)
+    except OSError:  # no SEEK_HOLE here: trust the block count
+        hole = st.st_size if st.st_blocks * 512 >= st.st_size else 0
+    finally:
+        os.lseek(fd, 0, os.SEEK_SET)
+    return st.st_blocks * 512 if hole < st.st_size else None
 
 
 def path_fields(relpath: bytes) -> dict[str, str]:
@@ -56,8 +83,33 @@ def path_fields(relpath: bytes) -> dict[str, str]:
         }
 
 
+_INT_FIELDS = ("uid", "gid", "nlink", "size")
+_TIME_FIELDS = ("atime", "mtime", "ctime", "birthtime")
+#: The times an RFC 3339 text can hold, in ns: 0001-01-01T00:00:00Z to 9999-12-31T23:59:59.9Z
+_MIN_NS = -62_135_596_800 * 1_000_000_000
+_MAX_NS = 253_402_300_800 * 1_000_000_000 - 1
+
+
+def _int_ok(value: int) -> bool:
+    return 0 <= value <= MAX_SAFE_INT
+
+
+def _time_ok(ns: int | None) -> bool:
+    return ns is None or _MIN_NS <= ns <= _MAX_NS
+
+
+def time_or_none(ns: int | None) -> str | None:
+    """`ns_text`, or None for a time no RFC 3339 text can hold (damaged metadata)."""
+    return ns_text(ns) if _time_ok(ns) else None
+
+
 def stat_fields(st: os.stat_result | FileInfo) -> dict[str, Any]:
-    """Source metadata with full precision (times as RFC 3339 with nanoseconds)."""
+    """Source metadata with full precision (times as RFC 3339 with nanoseconds).
+
+    A value the manifest cannot hold (an integer beyond +-(2**53 - 1), a time outside the
+    years 1-9999: damaged metadata, see `unrepresentable`) is written as null, and its raw
+    value as decimal text under ``damaged`` (docs/bundle-format.md).
+    """
     if isinstance(st, FileInfo):
         values = {
             "mode": st.mode, "uid": st.uid, "gid": st.gid, "inode": st.inode,
@@ -75,25 +127,83 @@ def stat_fields(st: os.stat_result | FileInfo) -> dict[str, Any]:
         }
     out: dict[str, Any] = {
         "mode": f"{values['mode']:o}",
-        "uid": values["uid"],
-        "gid": values["gid"],
         "inode": str(values["inode"]),  # may exceed 2**53 on some file systems
         "device": str(values["device"]),
-        "nlink": values["nlink"],
-        "size": values["size"],
-        "atime": ns_text(values["atime"]),
-        "mtime": ns_text(values["mtime"]),
-        "ctime": ns_text(values["ctime"]),
     }
-    if values["birthtime"] is not None:
-        out["birthtime"] = ns_text(values["birthtime"])
+    damaged: dict[str, str] = {}
+    for name in _INT_FIELDS:
+        value = values[name]
+        out[name] = value if _int_ok(value) else None
+        if out[name] is None:
+            damaged[name] = str(value)
+    for name in _TIME_FIELDS:
+        value = values[name]
+        if value is None and name == "birthtime":
+            continue
+        out[name] = time_or_none(value)
+        if out[name] is None:
+            damaged[name] = str(value)
+    if damaged:
+        out["damaged"] = damaged
     return out
+
+
+def unrepresentable(info: FileInfo) -> dict[str, str]:
+    """The fields of ``info`` a manifest cannot hold, with their raw values as decimal text.
+
+    No real file has a size, owner or link count beyond 2**53 - 1 or a time outside the years
+    1-9999: such a value comes from a damaged metadata entry (a corrupt inode or MFT record),
+    whose data pointers cannot be trusted either. Empty for sound metadata (the usual case,
+    checked without formatting anything: this runs once per item).
+    """
+    ints = zip(_INT_FIELDS, (info.uid, info.gid, info.nlink, info.size), strict=True)
+    times = zip(_TIME_FIELDS, (info.atime_ns, info.mtime_ns, info.ctime_ns, info.birthtime_ns),
+                strict=True)
+    damaged = {name: str(value) for name, value in ints if not _int_ok(value)}
+    damaged.update((name, str(value)) for name, value in times if not _time_ok(value))
+    damaged.update(fn_times_damaged(info))
+    return damaged
+
+
+def representable_ints(record: dict[str, Any]) -> dict[str, Any]:
+    """A copy of ``record`` (a flat record of the source: a partition) whose integers beyond
+    +-(2**53 - 1) are null, their raw values as decimal text under ``damaged``."""
+    out = dict(record)
+    damaged = {key: str(value) for key, value in record.items()
+               if type(value) is int and not -MAX_SAFE_INT <= value <= MAX_SAFE_INT}
+    if damaged:
+        out.update(dict.fromkeys(damaged), damaged=damaged)
+    return out
+
+
+def fn_times_damaged(info: FileInfo) -> dict[str, str]:
+    """NTFS ``$FILE_NAME`` times no RFC 3339 text can hold, as ``fn_times.<name>``."""
+    names = ("atime", "mtime", "ctime", "crtime")
+    return {f"fn_times.{name}": str(value)
+            for name, value in zip(names, info.fn_times or (), strict=False)
+            if not _time_ok(value)}
+
+
+def damage_checked(item: PlannedItem) -> PlannedItem:
+    """``item``, or the same path with outcome ``damaged_metadata`` when its metadata holds a
+    value the manifest cannot (`unrepresentable`): its bytes are then not copied, and the
+    reason names each field and value. Every kind of collection calls this before copying."""
+    if item.info is None:
+        return item
+    damaged = unrepresentable(item.info)
+    if not damaged:
+        return item
+    values = ", ".join(f"{name} {value}" for name, value in damaged.items())
+    was = f"; planned as {item.outcome}" if item.outcome else ""
+    return replace(item, outcome="damaged_metadata", reason=(
+        f"damaged metadata entry: {values} cannot be represented (integers up to 2**53 - 1, "
+        f"times in the years 1-9999); content not copied{was}"))
 
 
 def _snapshot(st: os.stat_result) -> dict[str, Any]:
     return {
-        "size": st.st_size, "mtime": ns_text(st.st_mtime_ns), "ctime": ns_text(st.st_ctime_ns),
-        "inode": str(st.st_ino),
+        "size": st.st_size, "mtime": time_or_none(st.st_mtime_ns),
+        "ctime": time_or_none(st.st_ctime_ns), "inode": str(st.st_ino),
     }
 
 
@@ -134,9 +244,13 @@ def entry_record(item: PlannedItem, outcome: str, reason: str) -> dict[str, Any]
 
 
 def copy_item(
-    source: DirectorySource, writer: BundleWriter, item: PlannedItem, buffer: bytearray
+    source: DirectorySource, writer: BundleWriter, item: PlannedItem, buffer: bytearray,
+    limit: int = SPARSE_LIMIT,
 ) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
-    """Copy one regular file. Returns (member record, None) or (None, entry record)."""
+    """Copy one regular file. Returns (member record, None) or (None, entry record).
+
+    A file with holes whose size is over ``limit`` is not copied (`sparse_entry`).
+    """
     assert item.info is not None
     try:
         handle = source.open_regular(item.relpath, item.info)
@@ -151,18 +265,23 @@ def copy_item(
     view = memoryview(buffer)
     with handle:
         before = os.fstat(handle.fileno())
+        if before.st_size > limit:
+            allocated = _allocated_if_sparse(handle.fileno(), before)
+            if allocated is not None:
+                return None, sparse_entry(item, before.st_size, allocated, limit)
         sink = writer.open_member(item.relpath)
         remaining = before.st_size
         read_error: OSError | None = None
-        try:
-            while remaining > 0:
+        while remaining > 0:
+            try:
                 n = handle.readinto(view[: min(len(buffer), remaining)])
-                if not n:
-                    break
-                sink.write(view[:n])
-                remaining -= n
-        except OSError as exc:
-            read_error = exc
+            except OSError as exc:  # only the source's errors: a write error ends the run
+                read_error = exc
+                break
+            if not n:
+                break
+            sink.write(view[:n])
+            remaining -= n
         written = sink.close()
         after = os.fstat(handle.fileno())
     record: dict[str, Any] = {
@@ -194,7 +313,7 @@ def copy_item(
             f"listed, {before.st_size} when opened, {after.st_size} after reading"
         )
         record["changed"] = {
-            "listed": {"size": item.info.size, "mtime": ns_text(item.info.mtime_ns)},
+            "listed": {"size": item.info.size, "mtime": time_or_none(item.info.mtime_ns)},
             "before": _snapshot(before),
             "after": _snapshot(after),
         }
@@ -232,15 +351,19 @@ def write_plan(
     writer: BundleWriter,
     plan: CollectionPlan,
     progress: ProgressFn | None = None,
+    *,
+    max_file_size: int | None = None,
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """Copy every regular file of the plan and record an outcome for everything else."""
+    """Copy every regular file of the plan and record an outcome for everything else
+    (``max_file_size`` as requested: it sets the limit for files with holes)."""
     members: list[dict[str, Any]] = []
     entries: list[dict[str, Any]] = []
     buffer = bytearray(CHUNK)
     tally = CollectionTally()
-    for item in plan.items:
+    for item in map(damage_checked, plan.items):
         if item.outcome is None:
-            member, entry = copy_item(source, writer, item, buffer)
+            member, entry = copy_item(source, writer, item, buffer,
+                                      sparse_limit(max_file_size))
             if member is not None:
                 members.append(member)
                 tally.bytes_done += member["size"]
@@ -280,36 +403,13 @@ def write_volatile(
     return members
 
 
-def outcome_counts(
-    members: Sequence[dict[str, Any]], entries: Sequence[dict[str, Any]]
-) -> dict[str, int]:
-    counts = Counter(m["outcome"] for m in members)
-    counts.update(e["outcome"] for e in entries)
-    return dict(sorted(counts.items()))
-
-
-def collection_context(
-    *, examiner: str, key_id: str, key_name: str, host: str | None, os_name: str | None,
-    source: dict[str, Any], requested: dict[str, Any], started: datetime, finished: datetime,
-) -> dict[str, Any]:
-    """The manifest's ``collection`` object: who, where, with what, when (bundle-format.md)."""
-    return {
-        "examiner": examiner,
-        "key_id": key_id,
-        "key_name": key_name,
-        "host": host,
-        "os": os_name,
-        "source": source,
-        "collector_host": socket.gethostname(),
-        "tool": TOOL_NAME,
-        "tool_version": __version__,
-        "python": sys.version.split()[0],
-        "command_line": list(sys.argv),
-        "requested": requested,
-        "started": utc_text(started),
-        "finished": utc_text(finished),
-        "clock": "system",
-    }
+def artifact_records(plan: CollectionPlan) -> list[dict[str, Any]]:
+    """The manifest's ``artifacts`` records of a plan (docs/bundle-format.md section 4)."""
+    return [
+        {"name": a.name, "outcome": a.outcome, "reason": a.reason,
+         "patterns": list(a.patterns), "matched": a.matched}
+        for a in plan.artifacts
+    ]
 
 
 def build_manifest(
@@ -327,36 +427,17 @@ def build_manifest(
     finished: datetime,
     members: list[dict[str, Any]],
     entries: list[dict[str, Any]],
-) -> dict[str, Any]:
-    """The manifest payload (see docs/bundle-format.md for every field)."""
-    return {
-        "type": MANIFEST_KIND,
-        "version": 1,
-        "bundle_id": bundle_id,
-        "case_id": case_id,
-        "collection": collection_context(
+) -> Manifest:
+    """The manifest of a folder or live-host collection (docs/bundle-format.md section 4)."""
+    return Manifest(
+        bundle_id=bundle_id, case_id=case_id,
+        collection=CollectionContext.here(
             examiner=examiner, key_id=key_id, key_name=key_name, host=source.hostname(),
             os_name=plan.os_name, source={"kind": "directory", "path": source_label},
             requested=requested, started=started, finished=finished,
         ),
-        "artifacts": [
-            {
-                "name": a.name,
-                "outcome": a.outcome,
-                "reason": a.reason,
-                "patterns": list(a.patterns),
-                "matched": a.matched,
-            }
-            for a in plan.artifacts
-        ],
-        "members": members,
-        "entries": entries,
-        "totals": {
-            "members": len(members),
-            "bytes": sum(m["size"] for m in members),
-            "outcomes": outcome_counts(members, entries),
-        },
-    }
+        artifacts=artifact_records(plan), members=members, entries=entries,
+    )
 
 
 def now_utc() -> datetime:

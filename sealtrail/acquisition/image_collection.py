@@ -36,10 +36,15 @@ from typing import Any
 from sealtrail.acquisition.collection import (
     CHUNK,
     ProgressFn,
-    build_manifest,
+    damage_checked,
     entry_record,
+    fn_times_damaged,
     now_utc,
+    representable_ints,
     source_record,
+    sparse_entry,
+    sparse_limit,
+    time_or_none,
 )
 from sealtrail.acquisition.image_worker import (
     DEFAULT_STALL_LIMIT,
@@ -64,12 +69,12 @@ from sealtrail.collectors.bodyfile import (
     write_bodyfile,
 )
 from sealtrail.collectors.images import open_read_only
-from sealtrail.collectors.plan import ArtifactOutcome, CollectionPlan, PlannedItem
+from sealtrail.collectors.plan import ArtifactOutcome, PlannedItem
 from sealtrail.collectors.source import FileInfo, SwappedFile
-from sealtrail.custody.bundle_format import ns_text
 from sealtrail.custody.bundle_writer import BundleWriter, MemberSink, PendingMember
 from sealtrail.custody.case import Case
 from sealtrail.custody.keys import SigningKey
+from sealtrail.custody.manifest import CollectionContext, Manifest
 from sealtrail.errors import UsageError
 from sealtrail.worker_start import warm_up
 
@@ -118,20 +123,38 @@ def image_fields(info: FileInfo, partition: dict[str, Any] | None) -> dict[str, 
     if info.fn_times is not None:
         names = ("atime", "mtime", "ctime", "crtime")
         out["fn_times"] = {
-            name: ns_text(value) for name, value in zip(names, info.fn_times, strict=True)
+            name: time_or_none(value) for name, value in zip(names, info.fn_times, strict=True)
             if value is not None
         }
     return out
 
 
+def _with_image_fields(source: dict[str, Any], info: FileInfo,
+                       partition: dict[str, Any] | None) -> dict[str, Any]:
+    """``source`` (a manifest source object) with `image_fields` added; a ``$FILE_NAME`` time
+    no RFC 3339 text can hold goes into ``damaged`` as well (docs/bundle-format.md)."""
+    source.update(image_fields(info, partition))
+    damaged = fn_times_damaged(info)
+    if damaged:
+        source["damaged"] = {**source.get("damaged", {}), **damaged}
+    return source
+
+
 def _source_record(info: FileInfo, partition: dict[str, Any] | None) -> dict[str, Any]:
-    return {**source_record(info), **image_fields(info, partition)}
+    return _with_image_fields(source_record(info), info, partition)
 
 
 def _copy(channel: Channel, source: Any, item: PlannedItem, member: bytes,  # noqa: ANN401
-          part: dict[str, Any]) -> None:
+          part: dict[str, Any], limit: int) -> None:
     assert item.info is not None
     info = item.info
+    if info.size > limit:  # a file with holes over the limit is not read (`sparse_entry`)
+        allocated = source.allocated_size(info)
+        if allocated is not None and allocated < info.size:
+            record = sparse_entry(item, info.size, allocated, limit)
+            _with_image_fields(record["source"], info, part)
+            channel.msg({"t": "entry", "record": record})
+            return
     runs = source.data_runs(info)
     if runs is not None:  # the parent reads these ranges of the image itself
         channel.msg({"t": "ranged", "relpath": b64(member), "runs": runs, "record": {
@@ -185,7 +208,7 @@ def _entry(channel: Channel, item: PlannedItem, part: dict[str, Any], outcome: s
            reason: str) -> None:
     record = entry_record(item, outcome, reason)
     if item.info is not None:
-        record["source"].update(image_fields(item.info, part))
+        _with_image_fields(record["source"], item.info, part)
     else:
         record["source"]["partition"] = part
     channel.msg({"t": "entry", "record": record})
@@ -239,12 +262,14 @@ def _collect_in_child(channel: Channel, job: ImageJob) -> None:
                          "reason": str(exc)})
             continue
         collected += 1
+        items = [damage_checked(item) for item in plan.items]  # before any byte is read
         channel.msg({
             "t": "partition", "index": partition.index, "outcome": "collected", "reason": "",
             "host": source.hostname(), "os": plan.os_name,
             "artifacts": [_artifact_json(a, partition.index) for a in plan.artifacts],
-            "planned_items": len(plan.items),
-            "planned_bytes": sum(i.info.size for i in plan.files if i.info is not None),
+            "planned_items": len(items),
+            "planned_bytes": sum(i.info.size for i in items
+                                 if i.outcome is None and i.info is not None),
         })
         prefix = b"p%d/" % partition.index if prefixed else b""
         if job.bodyfile:
@@ -259,9 +284,10 @@ def _collect_in_child(channel: Channel, job: ImageJob) -> None:
                            "format": "tsk-3-bodyfile", "entries": stats.entries,
                            "partition": part},
                 "outcome": "collected", "reason": reason}})
-        for item in plan.items:
+        for item in items:
             if item.outcome is None:
-                _copy(channel, source, item, prefix + item.relpath, part)
+                _copy(channel, source, item, prefix + item.relpath, part,
+                      sparse_limit(job.max_file_size))
             else:
                 _entry(channel, item, part, item.outcome, item.reason)
     if not collected:
@@ -328,14 +354,12 @@ class _Received:
     oses: list[str] = field(default_factory=list)
 
 
-class _Host:
-    """What `build_manifest` asks of a source: its host name."""
+class _ImageReadError(Exception):
+    """A read of the image failed (as opposed to a write into the bundle)."""
 
-    def __init__(self, name: str | None) -> None:
-        self._name = name
-
-    def hostname(self) -> str | None:
-        return self._name
+    def __init__(self, error: OSError) -> None:
+        super().__init__(str(error))
+        self.error = error
 
 
 class _ImageRanges:
@@ -377,10 +401,14 @@ class _ImageRanges:
             offset, end = start, start + length
             while offset < end:
                 def read(view: memoryview, at: int = offset) -> int:
-                    return os.preadv(fd, [view], at)
+                    try:
+                        return os.preadv(fd, [view], at)
+                    except OSError as error:  # the image's, not the bundle's (ENOSPC)
+                        raise _ImageReadError(error) from error
                 try:
                     staged = sink.fill(read, min(CHUNK, end - offset))
-                except OSError as exc:
+                except _ImageReadError as wrapped:
+                    exc = wrapped.error
                     name = errno.errorcode.get(exc.errno or 0, "EIO")
                     return done, (f"{name} after {done} of {wanted} bytes "
                                   f"({exc.strerror or exc}); the bytes read are kept")
@@ -549,44 +577,40 @@ def run_image_collection(
     run = run_sealed(
         case, key, bundle_id, custody=custody, fill=fill,
         started_details={"source": source, "requested": requested},
-        sealed_details=lambda _manifest: {"source": source},
     )
     return result_of(run, bundle_id, started)
 
 
 def _manifest(case: Case, key: SigningKey, bundle_id: str, image_path: str, got: _Received,
               requested: dict[str, Any], started: Any, finished: Any  # noqa: ANN401
-              ) -> dict[str, Any]:
+              ) -> Manifest:
     hosts = list(dict.fromkeys(got.hosts))
     oses = list(dict.fromkeys(got.oses))
-    plan = CollectionPlan(os_name=oses[0] if len(oses) == 1 else None, items=(), artifacts=())
-    manifest = build_manifest(
-        bundle_id=bundle_id, case_id=case.case_id, examiner=case.examiner,
-        key_id=key.key_id, key_name=key.name, source=_Host(hosts[0] if hosts else None),
-        source_label=image_path, plan=plan, requested=requested, started=started,
-        finished=finished, members=got.members, entries=got.entries,
-    )
     image = dict(got.layout.get("image") or {})
     partitions = []
     for record in got.layout.get("partitions") or []:
         outcome = got.partitions.get(int(record.get("index", -1)))
         partitions.append({
-            **record,
+            **representable_ints(record),  # a damaged partition table: offsets beyond 2**53
             "outcome": (outcome or {}).get("outcome", "not_collected"),
             "reason": (outcome or {}).get("reason", "" if record.get("fs_type") else
                                           "no file system"),
         })
-    manifest["collection"]["source"] = {
+    source = {
         "kind": "image", "path": image_path, "format": image.get("format"),
         "size": image.get("size"), "volume_system": got.layout.get("vs_type"),
         "partitions": partitions,
         **{k: image[k] for k in ("segments", "stored_hashes", "metadata") if k in image},
     }
+    collection = CollectionContext.here(
+        examiner=case.examiner, key_id=key.key_id, key_name=key.name,
+        host=hosts[0] if hosts else None, os_name=oses[0] if oses else None, source=source,
+        requested=requested, started=started, finished=finished,
+    )
     if len(oses) > 1:
-        manifest["collection"]["os"] = oses[0]
-        manifest["collection"]["oses"] = oses
-    manifest["artifacts"] = list(got.artifacts)
-    return manifest
+        collection.oses = oses
+    return Manifest(bundle_id=bundle_id, case_id=case.case_id, collection=collection,
+                    artifacts=list(got.artifacts), members=got.members, entries=got.entries)
 
 
 def image_requested(artifacts: Sequence[str], paths: Sequence[str], os_name: str | None,

@@ -1,18 +1,25 @@
 """A collection run inside a case: ledger entry, bundle, seal, ledger entry.
 
 Order (each step acknowledged before the next):
+0. The ledger is opened for writing (`Case.writer`: interrupted collections are finished
+   first), and the shared collection lock is taken (`recovery.collection_running`), held until
+   step 4 or the failure record is done, so no other writer takes this run for a dead one.
 1. ``collection_started`` is appended to the ledger (who, what source, what was asked for).
 2. The plan is copied into ``<id>.stb.partial``, every member hashed while copied.
 3. The manifest is signed and the bundle sealed (fsync, rename to ``<id>.stb``, fsync folder).
 4. ``bundle_sealed`` is appended with the manifest's SHA-256, binding the bundle to the ledger.
-If anything fails or is interrupted between 1 and 4 (disk full, Ctrl-C, an I/O error), the
-``.partial`` file is kept and ``collection_failed`` is appended with the reason, when the ledger
-can still be written. A crash that leaves neither is visible to verify as a started collection
-without an outcome.
+If anything fails or is interrupted between 1 and 4 (Ctrl-C, an I/O error), the ``.partial``
+file is kept and ``collection_failed`` is appended with the reason, when the ledger can still be
+written; when the disk is full the ``.partial`` file is removed first (`DestinationFull`).
+A crash (SIGKILL, power loss) that leaves neither is finished by the next writer the starting
+key signs with (`custody.recovery`): a bundle that was sealed and passes every check is
+recorded as sealed, anything else as failed. The named steps of `sealtrail.crashpoint` mark
+each boundary, for the tests that kill a run at every one.
 """
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import logging
 import re
@@ -34,11 +41,14 @@ from sealtrail.acquisition.collection import (
 )
 from sealtrail.collectors.plan import CollectionPlan
 from sealtrail.collectors.source import DirectorySource
+from sealtrail.crashpoint import crash_point
 from sealtrail.custody.bundle_writer import BundleWriter
 from sealtrail.custody.case import Case
 from sealtrail.custody.keys import SigningKey
 from sealtrail.custody.ledger import Ledger, LedgerEntry
-from sealtrail.errors import CollectionError, UsageError
+from sealtrail.custody.manifest import Manifest
+from sealtrail.custody.recovery import bundle_sealed_details, collection_running
+from sealtrail.errors import CollectionError, DestinationFull, UsageError
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +97,8 @@ def run_collection(
         members = write_volatile(writer, volatile)
         if bodyfile:  # before any source file, so it keeps its name
             members.append(write_bodyfile_member(source, writer))
-        file_members, entries = write_plan(source, writer, plan, progress)
+        file_members, entries = write_plan(source, writer, plan, progress,
+                                           max_file_size=requested.get("max_file_size"))
         return build_manifest(
             bundle_id=bundle_id, case_id=case.case_id, examiner=case.examiner,
             key_id=key.key_id, key_name=key.name, source=source, source_label=source_label,
@@ -110,8 +121,9 @@ def run_collection(
 
 
 def result_of(run: SealedRun, bundle_id: str, started: datetime) -> CollectionResult:
-    totals = run.manifest["totals"]
-    finished = datetime.fromisoformat(run.manifest["collection"]["finished"].replace("Z", "+00:00"))
+    totals = run.manifest.totals()
+    finished = run.manifest.collection.finished_at
+    assert finished is not None  # written by this process
     return CollectionResult(
         bundle_id, str(run.path), run.manifest_sha256, totals["members"], totals["bytes"],
         totals["outcomes"], started, finished, run.entry.index,
@@ -134,30 +146,59 @@ def requested_fields(artifacts: Sequence[str], paths: Sequence[str], os_name: st
 @dataclass(frozen=True, slots=True)
 class SealedRun:
     path: Path
-    manifest: dict[str, Any]
+    manifest: Manifest
     manifest_sha256: str
     entry: LedgerEntry
+
+
+_NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
+
+
+def _no_space(exc: BaseException | None) -> bool:
+    """Whether ``exc`` or an exception it was raised from is "no space left" (ENOSPC, EDQUOT)."""
+    seen = 0
+    while exc is not None and seen < 16:
+        if isinstance(exc, OSError) and exc.errno in _NO_SPACE:
+            return True
+        exc, seen = exc.__cause__ or exc.__context__, seen + 1
+    return False
 
 
 def _record_failure(ledger: Ledger, key: SigningKey, bundle_id: str, writer: BundleWriter,
                     exc: BaseException) -> BaseException:
     """Keep the ``.partial`` file, append ``collection_failed``, and return what to raise.
 
+    Out of space (ENOSPC, EDQUOT) the ``.partial`` file is removed instead, before the ledger
+    is written (which frees the room the entry needs), and the entry says so
+    (``partial_removed``): a half-written bundle on a full disk keeps it full and holds
+    nothing a verifier can check. The error is `DestinationFull`, naming the bundle folder.
+
     The returned exception says the collection was not sealed and where its data was kept;
     if the ledger could not record the failure either, it says that too (that second failure
     is never only logged). Ctrl-C and usage errors are returned as they are (with a note).
     """
     partial = writer.abandon()
+    no_space = _no_space(exc)
+    details: dict[str, Any] = {"partial_file": partial.name}
+    if no_space:
+        try:
+            partial.unlink(missing_ok=True)
+            details["partial_removed"] = True
+        except OSError:
+            details["partial_removed"] = False
     reason = "interrupted (Ctrl-C)" if isinstance(exc, KeyboardInterrupt) else str(exc)
     unrecorded = ""
     try:
         ledger.append(
             key, "collection_failed", role="examiner", subject={"bundle_id": bundle_id},
-            details={"reason": reason, "partial_file": partial.name},
+            details={"reason": reason, **details},
         )
     except Exception as ledger_exc:  # noqa: BLE001 - the original failure must surface
         log.error("could not record the failed collection in the ledger: %s", ledger_exc)
         unrecorded = f"; the ledger could not record the failure either: {ledger_exc}"
+    if no_space:
+        return DestinationFull(str(partial.parent), bundle_id, details["partial_removed"],
+                               unrecorded)
     kept = f"; unsealed data kept in {partial}{unrecorded}"
     if isinstance(exc, KeyboardInterrupt | UsageError):
         if unrecorded:
@@ -179,42 +220,37 @@ def run_sealed(
     bundle_id: str,
     *,
     started_details: dict[str, Any],
-    fill: Callable[[BundleWriter], dict[str, Any]],
+    fill: Callable[[BundleWriter], Manifest],
     custody: dict[str, str] | None = None,
-    sealed_details: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
 ) -> SealedRun:
-    """Steps 1-4 of the module docstring for any kind of collection.
+    """Steps 0-4 of the module docstring for any kind of collection.
 
     ``fill`` writes the members into the bundle and returns the manifest; the ledger entries,
     the seal and the failure record are done here, so every kind of collection (folder, image,
-    whole-image acquisition) keeps the same custody order. ``bundle_sealed`` carries the
-    manifest's totals plus ``sealed_details(manifest)``. The caller has checked that ``key``
-    may sign (`Case.require_signer`).
+    whole-image acquisition) keeps the same custody order. ``bundle_sealed`` carries
+    `recovery.bundle_sealed_details` of the manifest (what a recovery would write too). The
+    caller has checked that ``key`` may sign (`Case.require_signer`).
     """
-    ledger = case.ledger()
-    ledger.append(key, "collection_started", role="examiner", subject={"bundle_id": bundle_id},
-                  custody=custody, details=started_details)
-    writer = BundleWriter(case.bundles_dir, bundle_id)
-    try:
-        manifest = fill(writer)
-        path, payload = writer.seal(manifest, key)
-    except BaseException as exc:
-        raise _record_failure(ledger, key, bundle_id, writer, exc) from exc
-    manifest_sha256 = hashlib.sha256(payload).hexdigest()
-    totals = manifest["totals"]
-    entry = ledger.append(
-        key,
-        "bundle_sealed",
-        role="examiner",
-        subject={"bundle_id": bundle_id, "manifest_sha256": manifest_sha256},
-        custody=custody,
-        details={
-            "bundle_file": path.name,
-            "members": totals["members"],
-            "bytes": totals["bytes"],
-            "outcomes": totals["outcomes"],
-            "storage": str(path.parent),
-            **(sealed_details(manifest) if sealed_details else {}),
-        },
-    )
+    ledger = case.writer(key)
+    with collection_running(case.root):
+        ledger.append(key, "collection_started", role="examiner",
+                      subject={"bundle_id": bundle_id}, custody=custody, details=started_details)
+        crash_point("collection_started")
+        writer = BundleWriter(case.bundles_dir, bundle_id)
+        try:
+            manifest = fill(writer)
+            crash_point("members_written")
+            path, payload = writer.seal(manifest.to_json_obj(), key)
+        except BaseException as exc:
+            raise _record_failure(ledger, key, bundle_id, writer, exc) from exc
+        manifest_sha256 = hashlib.sha256(payload).hexdigest()
+        entry = ledger.append(
+            key,
+            "bundle_sealed",
+            role="examiner",
+            subject={"bundle_id": bundle_id, "manifest_sha256": manifest_sha256},
+            custody=custody,
+            details=bundle_sealed_details(manifest, path),
+        )
+        crash_point("bundle_sealed_recorded")
     return SealedRun(path, manifest, manifest_sha256, entry)

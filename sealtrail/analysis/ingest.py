@@ -182,8 +182,7 @@ def ingest_case(
     progress: Callable[[int, int], None] | None = None,
 ) -> IngestReport:
     started = time.monotonic()
-    ledger = case.ledger()
-    case.require_signer(ledger, key)
+    ledger = case.writer(key)  # finishes interrupted collections before the case is verified
     warm_up()  # the parser workers' fork server starts while the case is verified
     report = IngestReport()
     verification = check_case(case.root, pinned)

@@ -142,8 +142,7 @@ def _strings(match: Any) -> list[dict[str, Any]]:
 def scan_case(case: Case, key: SigningKey, rules_path: Path, *,
               pinned: tuple[PublicKey, ...] = (), force: bool = False,
               progress: Callable[[int, int], None] | None = None) -> ScanReport:
-    ledger = case.ledger()
-    case.require_signer(ledger, key)
+    ledger = case.writer(key)
     report = ScanReport(rules=compile_rules(rules_path))
     verification = check_case(case.root, pinned)
     if not verification.ok and not force:

@@ -69,8 +69,7 @@ def revoke(case_dir: Path, key_id: str, key_path: Path, reason: str) -> None:
     """
     case = Case.load(case_dir)
     signer = load_signing_key(key_path)
-    ledger = case.ledger()
-    case.require_signer(ledger, signer)
+    ledger = case.writer(signer)
     if key_id not in declared_keys(ledger.entries()):
         raise UsageError(f"key id {key_id} is not a trusted key of case {case_dir}")
     entry = ledger.append(signer, "key_revoked", role="examiner",

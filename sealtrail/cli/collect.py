@@ -48,7 +48,9 @@ def parse_size(_ctx: click.Context, _param: click.Parameter, value: str | None) 
               help="Extra glob relative to the source root, ** recursive (repeatable).")
 @click.option("--os", "os_name", type=click.Choice(["linux", "windows", "darwin"]),
               help="Operating system of the source (default: detected).")
-@click.option("--max-file-size", callback=parse_size, help="Skip larger files (e.g. 2G).")
+@click.option("--max-file-size", callback=parse_size,
+              help="Skip larger files (e.g. 2G). Without it, only sparse files (with holes) "
+                   "over 1G are skipped.")
 @click.option("--location", help="Where the collection takes place (custody record).")
 @click.option("--authority", help="Case number, warrant or legal hold (custody record).")
 @click.option("--note", help="Free-text note for the ledger.")

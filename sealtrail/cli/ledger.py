@@ -58,8 +58,7 @@ def record(case_dir: Path, key_path: Path, action: str, bundle_id: str | None, r
     """
     case = Case.load(case_dir)
     key = load_signing_key(key_path)
-    ledger = case.ledger()
-    case.require_signer(ledger, key)
+    ledger = case.writer(key)
     names = {"from_custodian": "from", "to_custodian": "to", "seal_number": "seal"}
     custody = {names.get(k, k): v for k, v in fields.items() if v}
     if bundle_id and not (case.bundles_dir / f"{bundle_id}.stb").exists():
@@ -103,6 +102,37 @@ def show(case_dir: Path, as_json: bool) -> None:
             click.echo(printable(_describe(entry.fields)))
         else:
             click.echo(f"#{entry.index}  (unparseable entry)")
+
+
+@command.command("repair")
+@case_argument
+@key_option()
+def repair(case_dir: Path, key_path: Path) -> None:
+    """Do now what every command that writes to the ledger does first.
+
+    Restores the final newline of a complete last entry, cuts a torn tail aside, moves an
+    invalid last line aside (recorded in a signed ledger_repaired entry), and finishes the
+    collections a crash interrupted that this key started (bundle_sealed if the bundle passes
+    every check, else collection_failed). Damage before the last line is not repaired: see
+    docs/ledger-format.md section 7.
+
+    Example: sealtrail ledger repair case1 --key alice.key
+    """
+    case = Case.load(case_dir)
+    done = case.repair(load_signing_key(key_path))
+    settled = done.settled
+    if settled.restored is not None:
+        click.echo(f"ledger entry {settled.restored}: final newline restored")
+    if settled.torn_path is not None:
+        click.echo(f"torn tail cut and kept in {printable(settled.torn_path.name)}")
+    if settled.repaired is not None:
+        click.echo(f"ledger entry {settled.repaired.index}: ledger_repaired (invalid last line "
+                   f"kept in {printable(settled.repaired.fields['details']['file'])})")
+    for entry in done.collections:
+        subject = entry.fields["subject"]["bundle_id"]
+        click.echo(f"ledger entry {entry.index}: {entry.action} {printable(subject)} (recovered)")
+    if not done:
+        click.echo("nothing to repair")
 
 
 @command.command("checkpoint")

@@ -75,6 +75,8 @@ _FNAME = int(tsk.TSK_FS_ATTR_TYPE_NTFS_FNAME)
 _DATA_TYPES = (int(tsk.TSK_FS_ATTR_TYPE_DEFAULT), int(tsk.TSK_FS_ATTR_TYPE_NTFS_DATA))
 _ATTR_NONRES = int(tsk.TSK_FS_ATTR_NONRES)
 _ATTR_NOT_PLAIN = int(tsk.TSK_FS_ATTR_COMP) | int(tsk.TSK_FS_ATTR_ENC) | int(tsk.TSK_FS_ATTR_SPARSE)
+_ATTR_PACKED = int(tsk.TSK_FS_ATTR_COMP) | int(tsk.TSK_FS_ATTR_ENC)
+_RUN_HOLE = int(tsk.TSK_FS_ATTR_RUN_FLAG_SPARSE) | int(tsk.TSK_FS_ATTR_RUN_FLAG_FILLER)
 #: A file in more pieces than this is read through TSK (its run list would be a large message).
 MAX_RUNS = 100_000
 _NTFS_EPOCH_DELTA = 116_444_736_000_000_000  # 100 ns ticks from 1601-01-01 to 1970-01-01
@@ -397,6 +399,24 @@ class ImageSource(SourceQueries):
         except Exception:  # noqa: BLE001 - anything odd: TSK reads it, and reports it
             return None
         return _trimmed(runs, size, self.handle.size)
+
+    def allocated_size(self, expected: FileInfo) -> int | None:
+        """Bytes the file system holds for a regular file's data: its default data
+        attribute's runs, less the holes (sparse and filler runs), times the block size.
+        None when that cannot be told (resident data, no single data attribute, NTFS
+        compression, whose saved clusters are sparse runs too; an error)."""
+        try:
+            file = self._fs.open_meta(inode=expected.inode)
+            attrs = [a for a in file if int(a.info.type) in _DATA_TYPES and not a.info.name]
+            if len(attrs) != 1:
+                return None
+            flags = int(attrs[0].info.flags)
+            if not flags & _ATTR_NONRES or flags & _ATTR_PACKED:
+                return None
+            blocks = sum(int(run.len) for run in attrs[0] if not int(run.flags) & _RUN_HOLE)
+        except Exception:  # noqa: BLE001 - a damaged attribute: not known
+            return None
+        return blocks * int(self._fs.info.block_size)
 
     def walk(self, relpath: bytes = b"") -> Any:
         """Every entry below ``relpath``, depth first (sorted), each folder inode entered

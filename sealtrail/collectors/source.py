@@ -11,7 +11,9 @@ Safety rules, each answering a live-collection hazard (see CUSTODY-NOTES "Live c
    symlink swapped into the middle of a path cannot redirect us outside the root.
 2. FIFOs, sockets and devices are never opened: `lstat` reports them, `open_regular` refuses
    anything that is not the regular file the caller saw (`SwappedFile`).
-3. Reading does not change access times where the kernel allows it (``O_NOATIME``).
+3. Reading files and listing folders does not change access times where the kernel allows it
+   (``O_NOATIME``). Reading a symlink's target does, on file systems that record access
+   times: ``readlink`` has no such flag (docs/collection.md).
 4. On a live root, pseudo and network filesystems (``/proc``, ``/sys``, NFS mounts...) are
    excluded: a walk neither descends into them nor crosses them.
 """
@@ -352,6 +354,16 @@ class SourceQueries:
         return first or None
 
 
+def _open_noatime(path: bytes, flags: int, dir_fd: int | None) -> int:
+    """``os.open`` with ``O_NOATIME`` added, or without it when the kernel refuses it (EPERM)."""
+    try:
+        return os.open(path, flags | _NOATIME, dir_fd=dir_fd)
+    except PermissionError:
+        if not _NOATIME:
+            raise
+        return os.open(path, flags, dir_fd=dir_fd)
+
+
 class DirectorySource(SourceQueries):
     """A read-only view of a folder that is the root of a host filesystem.
 
@@ -434,11 +446,14 @@ class DirectorySource(SourceQueries):
         return FileInfo.from_stat(b"/".join(self._components(relpath)), st, target)
 
     def _open_dir(self, relpath: bytes) -> int:
-        """A descriptor of the folder ``relpath``, reached without following any symlink."""
+        """A descriptor of the folder ``relpath`` to list, reached without following any
+        symlink, opened with ``O_NOATIME`` where the kernel allows it (listing a folder
+        otherwise updates its access time; EPERM when not its owner and without CAP_FOWNER:
+        then opened without)."""
         if not self._components(relpath):
-            return os.open(self._root_bytes, _DIR_FLAGS)
+            return _open_noatime(self._root_bytes, _DIR_FLAGS, None)
         with self._parent_fd(relpath) as (parent, name):
-            return os.open(name, _DIR_FLAGS, dir_fd=parent)
+            return _open_noatime(name, _DIR_FLAGS, parent)
 
     def listdir(self, relpath: bytes) -> list[bytes]:
         """The sorted names in a folder.
@@ -502,12 +517,7 @@ class DirectorySource(SourceQueries):
         """
         try:
             with self._parent_fd(relpath) as (parent, name):
-                try:
-                    fd = os.open(name, _FILE_FLAGS | _NOATIME, dir_fd=parent)
-                except PermissionError:
-                    if not _NOATIME:
-                        raise
-                    fd = os.open(name, _FILE_FLAGS, dir_fd=parent)
+                fd = _open_noatime(name, _FILE_FLAGS, parent)
         except OSError as exc:
             if exc.errno in (errno.ELOOP, errno.ENOTDIR):
                 raise SwappedFile(relpath, "a symlink or non-folder is now on its path") from exc

@@ -43,6 +43,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from sealtrail.crashpoint import crash_point
 from sealtrail.custody.bundle_format import (
     BUNDLE_SUFFIX,
     MANIFEST_MEMBER,
@@ -393,12 +394,16 @@ class BundleWriter:
             crc = crc32(part, crc)
         self._zip.add(MANIFEST_MEMBER, envelope, _READ_ONLY_FILE, crc)
         del envelope
+        crash_point("manifest_written")
         self._stop_hashing()
         self._zip.finish()
         self.file.finish()  # the staged tail written, then fsync
         self.file.close()
+        crash_point("bundle_fsynced")
         os.rename(self.partial_path, self.final_path)
+        crash_point("bundle_renamed")
         fsync_dir(self.bundles_dir)
+        crash_point("bundle_dir_fsynced")
         self._sealed = True
         return self.final_path, payload
 

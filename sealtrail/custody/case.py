@@ -8,6 +8,11 @@
     CASE/bundles/<id>.stb   sealed bundles (docs/bundle-format.md); ``.stb.partial`` = unsealed
     CASE/checkpoints/       signed checkpoints, write-once, named ``<size>-<root hex prefix>``
 
+Readers open the ledger with ``ledger()``, which never writes. Writers open it with
+``writer(key)``, which first repairs what a crash can leave (``repair``: the end of the ledger,
+``Ledger.settle``; interrupted collections, ``recovery.recover_collections``), under the
+ledger lock and with ``key`` signing whatever it records.
+
 Which keys may sign is decided by the ledger: the keys declared when the case was opened, plus
 ``key_trusted`` entries, minus ``key_revoked`` entries. ``declared_keys`` reads those entries
 without verifying them (to refuse an untrusted signer early); ``sealtrail verify`` checks them.
@@ -24,11 +29,31 @@ from typing import Any
 from sealtrail.custody.canonical import NotCanonicalError, parse_json, pretty_json
 from sealtrail.custody.durable import replace_file
 from sealtrail.custody.keys import PublicKey, SigningKey, public_key_from_obj, write_public_key
-from sealtrail.custody.ledger import Ledger, LedgerEntry, trusted_key_record, utc_now_text
+from sealtrail.custody.ledger import (
+    Ledger,
+    LedgerEntry,
+    Settled,
+    trusted_key_record,
+    utc_now_text,
+)
+from sealtrail.custody.recovery import recover_collections
 from sealtrail.errors import CaseError, CustodyError, UsageError
 
 CASE_FILE = "case.json"
 CASE_KIND = "sealtrail.case"
+
+
+@dataclass(frozen=True, slots=True)
+class Repair:
+    """What ``Case.repair`` did: the ledger's end (``settled``) and the entries that finished
+    interrupted collections (``collections``)."""
+
+    ledger: Ledger
+    settled: Settled
+    collections: list[LedgerEntry]
+
+    def __bool__(self) -> bool:
+        return bool(self.settled) or bool(self.collections)
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,9 +154,30 @@ class Case:
             raise CaseError(f"{path} lacks the field {exc.args[0]}") from None
 
     def ledger(self) -> Ledger:
+        """The ledger, to read (opening never writes; appending settles the end first)."""
         if not self.ledger_path.exists():
             raise CaseError(f"{self.root} has no ledger.jsonl")
         return Ledger.open(self.ledger_path)
+
+    def writer(self, key: SigningKey) -> Ledger:
+        """The ledger, for ``key`` to append to, after ``repair``.
+
+        Raises:
+            UsageError: ``key`` may not sign in this case.
+            LedgerBroken: the end of the ledger is damaged beyond what a writer repairs.
+        """
+        return self.repair(key).ledger
+
+    def repair(self, key: SigningKey) -> Repair:
+        """What every writer does first, under the ledger lock: settle the end of the ledger
+        and finish interrupted collections, each recorded in an entry signed by ``key``."""
+        ledger = self.ledger()
+        self.require_signer(ledger, key)
+        with ledger.locked():
+            settled = ledger.settle(key)
+            recovered = recover_collections(
+                ledger, key, self.root, self.bundles_dir, declared_keys(ledger.entries()))
+        return Repair(ledger, settled, recovered)
 
     def store_public_key(self, key: PublicKey) -> None:
         path = self.keys_dir / f"{key.key_id}.pub"
@@ -153,8 +199,7 @@ class Case:
         self, new_key: PublicKey, signer: SigningKey, role: str = "examiner",
         note: str | None = None,
     ) -> LedgerEntry:
-        ledger = self.ledger()
-        self.require_signer(ledger, signer)
+        ledger = self.writer(signer)
         if new_key.key_id in declared_keys(ledger.entries()):
             raise UsageError(f"key {new_key.key_id} ({new_key.name}) is already trusted")
         entry = ledger.append(

@@ -72,6 +72,7 @@ from sealtrail.custody.canonical import (
     canonical_json,
     canonical_json_of_part,
     pae,
+    parse_canonical_json,
     parse_json,
     strict_b64decode,
 )
@@ -597,3 +598,141 @@ def verify_ledger(lines: Sequence[bytes], pinned: Sequence[PublicKey] = ()) -> N
             if len(rest) > 20:
                 first.add_note(f"  ... and {len(rest) - 20} more")
         raise first
+
+
+# ---- what a writer and a reader decide about the end of the file ------------------------------
+# A writer reads only the end of the ledger, so it needs its own small judgement of the last
+# line and of bytes after it; verify (and every reader) applies the same functions, so the
+# writer's repair never changes verify's verdict (docs/ledger-format.md section 7).
+
+_KEY_MARKERS = (b'"action":"case_opened"', b'"action":"key_trusted"')
+
+
+def declared_keys_in(lines: Sequence[bytes]) -> dict[str, PublicKey]:
+    """Every key the lines declare, by key id: entry 0's ``details.trusted_keys`` and each
+    ``key_trusted`` entry's ``details.key``, whether or not that entry is good or the key was
+    revoked since (the first record of a key id wins).
+
+    This is the key set a writer checks the ledger's last line against, and with which a
+    reader decides whether an unterminated tail is an entry: "signed by a key the ledger
+    declares". Lines that cannot declare a key are skipped without being parsed.
+    """
+    keys: dict[str, PublicKey] = {}
+    for i, line in enumerate(lines):
+        if not any(marker in line for marker in _KEY_MARKERS):
+            continue
+        p = _check_form(i, line)
+        for key, _role in (p.declared or []) + ([p.new_key] if p.new_key else []):
+            keys.setdefault(key.key_id, key)
+    return keys
+
+
+def entry_problem(
+    line: bytes, keys: dict[str, PublicKey], *, unknown_key_ok: bool = False
+) -> str | None:
+    """Why ``line`` is not an entry validly signed by one of ``keys``, or None.
+
+    Judges the line alone, and only what makes it a signed entry: a JSON object with exactly
+    the entry keys, a non-negative integer ``index``, a well-formed ``actor`` and ``sig``, and
+    a signature over its body (section 3) that verifies with the key its ``actor.key_id``
+    names. Everything else (its place in the chain, its other fields, canonical spelling) is
+    verify's to report: a writer never discards a validly signed entry.
+
+    Args:
+        unknown_key_ok: a signature by a key not in ``keys`` is not a problem: it cannot be
+            shown invalid (its key may be declared in a damaged line), so a writer keeps such
+            a last line and verify reports it (untrusted key).
+    """
+    try:
+        value = parse_json(line)
+    except NotCanonicalError:
+        return "line is not valid JSON"
+    if not isinstance(value, dict) or set(value) != ENTRY_KEYS:
+        return "line is not an object with exactly the entry keys"
+    for name in ("index", "actor", "sig"):
+        description, rule = _FIELD_RULES[name]
+        if not rule(value[name]):
+            return f"field {name!r} is malformed (expected {description})"
+    if value["index"] < 0:
+        return "field 'index' is negative"
+    signer = value["actor"]["key_id"]
+    key = keys.get(signer)
+    if key is None:
+        return None if unknown_key_ok else (
+            f"signed by key {signer}, which the ledger does not declare")
+    try:
+        message = signed_body(value)
+    except NotCanonicalError as exc:
+        return f"line holds values outside canonical JSON: {exc}"
+    if not key.verify(message, strict_b64decode(value["sig"])):
+        return f"signature by key {signer} does not verify"
+    return None
+
+
+def tail_problem(tail: bytes, last_line: bytes | None, keys: dict[str, PublicKey]) -> str | None:
+    """Why bytes after the last newline are not a complete entry continuing the ledger, or None.
+
+    They are one when ``entry_problem`` finds nothing, they are canonical JSON, their
+    ``prev`` is the hash of the last line (64 zeros when there is none) and their ``index`` is
+    the last line's plus one (0 when there is none): an acknowledged last entry whose final
+    newline alone is missing (docs/ledger-format.md section 7).
+    """
+    problem = entry_problem(tail, keys)
+    if problem is not None:
+        return problem
+    try:
+        fields = parse_canonical_json(tail)
+    except NotCanonicalError:
+        return "it is not in canonical JSON form"
+    if last_line is None:
+        expected_prev, expected_index = ZERO_HASH, 0
+    else:
+        try:
+            last = parse_json(last_line)
+        except NotCanonicalError:
+            last = None
+        last_index = last.get("index") if isinstance(last, dict) else None
+        if not _is_int(last_index):
+            return "the line before it is not an entry"
+        expected_prev, expected_index = entry_hash_of(last_line), last_index + 1
+    if fields["prev"] != expected_prev:
+        return "its prev is not the hash of the last line"
+    if fields["index"] != expected_index:
+        return f"its index is not {expected_index}"
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerBytes:
+    """A ledger file's bytes split as every reader sees them.
+
+    Attributes:
+        lines: the entries' lines (without newlines), the last one possibly unterminated.
+        torn: bytes after the last newline that are not an entry (a torn append), or b"".
+        unterminated: the last of ``lines`` lacks its final newline (``tail_problem`` found
+            it complete: it counts as an entry).
+        tail_problem: why the torn bytes are not an entry ("" when there are none).
+    """
+
+    lines: list[bytes]
+    torn: bytes = b""
+    unterminated: bool = False
+    tail_problem: str = ""
+
+
+def split_ledger(data: bytes) -> LedgerBytes:
+    """Split a ledger file's bytes into entries and a torn tail (docs/ledger-format.md sec. 7).
+
+    Bytes after the last newline are the last entry when they form a complete entry that
+    continues the ledger (`tail_problem`), checked against the keys the complete lines declare
+    (or, when there are none, the keys the tail itself declares as entry 0); otherwise they
+    are a torn, unacknowledged append.
+    """
+    *lines, tail = data.split(b"\n")
+    if not tail:
+        return LedgerBytes(lines)
+    keys = declared_keys_in(lines if lines else [tail])
+    problem = tail_problem(tail, lines[-1] if lines else None, keys)
+    if problem is None:
+        return LedgerBytes([*lines, tail], unterminated=True)
+    return LedgerBytes(lines, torn=tail, tail_problem=problem)

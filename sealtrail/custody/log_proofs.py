@@ -39,8 +39,7 @@ def ledger_tree(case: Case) -> tuple[MerkleTree, int]:
 
 def issue_checkpoint(case: Case, key: SigningKey) -> IssuedCheckpoint:
     """Sign a checkpoint of the ledger as it is now; store it and record the act."""
-    ledger = case.ledger()  # cuts a torn tail first, so the tree is of acknowledged entries
-    case.require_signer(ledger, key)
+    ledger = case.writer(key)  # settles the end first, so the tree is of its entries
     tree, size = ledger_tree(case)
     if size == 0:
         raise UsageError(f"the ledger of {case.root} is empty; nothing to checkpoint")

@@ -3,8 +3,12 @@
 Order of checks for a case (``check_case``); every failure is collected, none stops the rest
 unless a later check cannot run without it:
 1. The case folder and ``case.json`` can be read (else stop: nothing to verify against).
-2. The ledger file: a last line without a newline is an unacknowledged, torn append (a notice,
-   not a problem: it was never acknowledged; the next writer cuts it and keeps the bytes).
+2. The ledger file: bytes after the last newline are the last entry when they are a complete
+   entry continuing the ledger, signed by a key it declares (``ledger_check.split_ledger``,
+   the rule every reader and writer applies: a notice that its newline is missing); otherwise
+   they are an unacknowledged, torn append (a notice, not a problem: the next writer cuts it
+   and keeps the bytes). A ``ledger_repaired`` entry (a writer moved an invalid last line
+   aside) is a notice.
 3. The ledger entries (``ledger_check``): canonical form, indices, case id, the hash chain, and
    each entry's signature by a key trusted at that index. Trust starts from the keys pinned
    with ``--trust`` (or, without them, from the keys the case declares: trust on first use,
@@ -27,8 +31,9 @@ unless a later check cannot run without it:
    the manifest signature by the key that signed that ``bundle_sealed`` entry if the ledger
    trusts that key at that index, the member set, every member's size and SHA-256), and its
    manifest SHA-256 equals the one in the ledger. A sealed bundle the ledger does not record
-   is a problem; an unsealed ``.partial`` file and a started collection with no outcome are
-   notices.
+   is a problem (its message says how the next writer recovers it when its collection was
+   interrupted); an unsealed ``.partial`` or ``.unsealed`` file and a started collection with
+   no outcome are notices.
 One set of keys decides steps 3, 5 and 6: the keys the ledger declares (entry 0 and
 ``key_trusted``, cut by ``key_revoked``). Keys pinned with ``--trust`` only decide whether
 entry 0 is believed; they grant nothing by themselves.
@@ -49,9 +54,10 @@ from sealtrail.custody.canonical import NotCanonicalError, parse_json
 from sealtrail.custody.case import Case
 from sealtrail.custody.checkpoint import Checkpoint, parse_and_verify_checkpoint
 from sealtrail.custody.keys import PublicKey
-from sealtrail.custody.ledger import CHECKPOINT_SIGNED
-from sealtrail.custody.ledger_check import LedgerCheck, check_ledger
+from sealtrail.custody.ledger import CHECKPOINT_SIGNED, LEDGER_REPAIRED
+from sealtrail.custody.ledger_check import LedgerCheck, check_ledger, split_ledger
 from sealtrail.custody.merkle import MerkleTree, leaf_hash
+from sealtrail.custody.recovery import UNSEALED_SUFFIX, bundle_history
 from sealtrail.errors import (
     CaseError,
     CheckpointInvalid,
@@ -106,12 +112,13 @@ def problem_json(problem: CustodyError) -> dict[str, Any]:
 
 
 def read_ledger_lines(path: Path) -> tuple[list[bytes], bytes]:
-    """Complete lines (without newlines) and the torn tail (b"" when there is none)."""
-    data = path.read_bytes()
-    if not data:
-        return [], b""
-    *lines, tail = data.split(b"\n")
-    return lines, tail
+    """The entries' lines (without newlines) and the torn tail (b"" when there is none).
+
+    An unterminated last line that is a complete entry continuing the ledger counts as an
+    entry (``ledger_check.split_ledger``; docs/ledger-format.md section 7).
+    """
+    split = split_ledger(path.read_bytes())
+    return split.lines, split.torn
 
 
 def _parsed(lines: Sequence[bytes]) -> list[dict[str, Any] | None]:
@@ -140,11 +147,17 @@ def check_case(
     if not case.ledger_path.exists():
         report.problems.append(LedgerBroken(str(case.ledger_path), "ledger file is missing"))
         return report
-    lines, tail = read_ledger_lines(case.ledger_path)
-    if tail:
+    split = split_ledger(case.ledger_path.read_bytes())
+    lines = split.lines
+    if split.torn:
         report.notices.append(
-            f"ledger ends with {len(tail)} bytes of a torn, unacknowledged append "
-            "(cut and kept aside by the next writer)"
+            f"ledger ends with {len(split.torn)} bytes of a torn, unacknowledged append "
+            f"({split.tail_problem}; cut and kept aside by the next writer)"
+        )
+    if split.unterminated:
+        report.notices.append(
+            f"ledger entry {len(lines) - 1} lacks its final newline; it is a complete entry "
+            "and counts as one (the next writer restores the newline)"
         )
     ledger = check_ledger(lines, pinned)
     report.problems.extend(ledger.problems)
@@ -155,6 +168,12 @@ def check_case(
         )
     entries = _parsed(lines)
     report.checked["ledger_entries"] = len(lines)
+    for i, fields in enumerate(entries):
+        if fields and fields.get("action") == LEDGER_REPAIRED:
+            details = fields.get("details") or {}
+            report.notices.append(
+                f"ledger entry {i}: a writer moved an invalid last line aside to "
+                f"{details.get('file')!r} ({details.get('reason')})")
     _check_case_file(case, entries, report)
     _check_checkpoints(case, lines, ledger, checkpoint_files, report)
     _check_bundles(case, entries, ledger, report)
@@ -293,32 +312,6 @@ def consistency_problem(
     return None
 
 
-def bundle_history(
-    entries: Sequence[dict[str, Any] | None],
-) -> tuple[dict[str, tuple[int, dict[str, Any]]], dict[str, int], set[str]]:
-    """From parsed ledger entries: sealed bundles (id -> (index, entry)), started collections
-    (id -> index) and the ids whose collection ended (sealed or failed)."""
-    sealed: dict[str, tuple[int, dict[str, Any]]] = {}
-    started: dict[str, int] = {}
-    ended: set[str] = set()
-    for i, fields in enumerate(entries):
-        if not fields:
-            continue
-        subject = fields.get("subject") or {}
-        bundle_id = subject.get("bundle_id") if isinstance(subject, dict) else None
-        if not isinstance(bundle_id, str):
-            continue
-        action = fields.get("action")
-        if action == "collection_started":
-            started[bundle_id] = i
-        elif action == "bundle_sealed":
-            sealed[bundle_id] = (i, fields)
-            ended.add(bundle_id)
-        elif action == "collection_failed":
-            ended.add(bundle_id)
-    return sealed, started, ended
-
-
 def sealed_bundles(case: Case) -> dict[str, tuple[int, dict[str, Any]]]:
     """The bundles the case's ledger records as sealed, in ledger order."""
     lines, _tail = read_ledger_lines(case.ledger_path)
@@ -382,15 +375,27 @@ def _check_bundles(
     report.checked["bundles"] = bundles
     if case.bundles_dir.is_dir():
         for path in sorted(case.bundles_dir.iterdir()):
-            if path.name.endswith(PARTIAL_SUFFIX):
+            if path.name.endswith((PARTIAL_SUFFIX, UNSEALED_SUFFIX)):
                 report.notices.append(f"unsealed collection left in {path.name} (not evidence)")
             elif path.name.endswith(BUNDLE_SUFFIX):
-                if path.name.removesuffix(BUNDLE_SUFFIX) not in sealed:
-                    report.problems.append(
-                        MemberUnexpected(
-                            f"bundle {path.name}", "is in bundles/ but no ledger entry seals it"
-                        )
-                    )
+                bundle_id = path.name.removesuffix(BUNDLE_SUFFIX)
+                if bundle_id not in sealed:
+                    report.problems.append(MemberUnexpected(
+                        f"bundle {path.name}", "is in bundles/ but no ledger entry seals it"
+                        + _recovery_hint(bundle_id, started, ended, entries, case.root)))
+
+
+def _recovery_hint(bundle_id: str, started: dict[str, int], ended: set[str],
+                   entries: Sequence[dict[str, Any] | None], root: Path) -> str:
+    """How to recover a bundle whose collection was interrupted after it was sealed."""
+    if bundle_id not in started or bundle_id in ended:
+        return ""
+    index = started[bundle_id]
+    actor = (entries[index] or {}).get("actor") or {}
+    return (f" (its collection, started at ledger entry {index}, was interrupted after the "
+            f"seal: the next command that writes to the ledger with the key that started it, "
+            f"{actor.get('name')} ({actor.get('key_id')}), records it, e.g. sealtrail ledger "
+            f"repair {root} --key KEYFILE)")
 
 
 def check_single_bundle(path: Path, trusted: Sequence[PublicKey]) -> VerificationReport:

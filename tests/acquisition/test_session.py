@@ -51,8 +51,8 @@ def case(tmp_path, keyring):
 @pytest.mark.parametrize("kind", sorted(KINDS))
 def test_failed_seal_and_failed_ledger_record_are_both_reported(kind, case, keyring, tmp_path,
                                                                monkeypatch):
-    def disk_full(self, manifest, key):
-        raise OSError(errno.ENOSPC, "No space left on device")
+    def disk_error(self, manifest, key):  # not ENOSPC: out of space removes the .partial
+        raise OSError(errno.EIO, "Input/output error")
 
     real_append = Ledger.append
 
@@ -61,12 +61,12 @@ def test_failed_seal_and_failed_ledger_record_are_both_reported(kind, case, keyr
             raise OSError(errno.EIO, "Input/output error")
         return real_append(self, key, action, *args, **kwargs)
 
-    monkeypatch.setattr(BundleWriter, "seal", disk_full)
+    monkeypatch.setattr(BundleWriter, "seal", disk_error)
     monkeypatch.setattr(Ledger, "append", refuse_failure_record)
     with pytest.raises(CollectionError) as caught:
         KINDS[kind](case, keyring.alice.key, tmp_path)
     text = str(caught.value)
-    assert "No space left on device" in text
+    assert "failed: Input/output error" in text
     assert "unsealed data kept in" in text
     assert "the ledger could not record the failure either: [Errno 5] Input/output error" in text
     assert [p.name.endswith(".stb.partial") for p in case.bundles_dir.iterdir()] == [True]
@@ -76,16 +76,16 @@ def test_failed_seal_and_failed_ledger_record_are_both_reported(kind, case, keyr
 @pytest.mark.parametrize("kind", sorted(KINDS))
 def test_failed_seal_is_recorded_in_the_ledger_by_every_kind(kind, case, keyring, tmp_path,
                                                             monkeypatch):
-    def disk_full(self, manifest, key):
-        raise OSError(errno.ENOSPC, "No space left on device")
+    def disk_error(self, manifest, key):  # not ENOSPC: out of space removes the .partial
+        raise OSError(errno.EIO, "Input/output error")
 
-    monkeypatch.setattr(BundleWriter, "seal", disk_full)
+    monkeypatch.setattr(BundleWriter, "seal", disk_error)
     with pytest.raises(CollectionError, match="not sealed|failed") as caught:
         KINDS[kind](case, keyring.alice.key, tmp_path)
     entries = case.ledger().entries()
     assert [e.action for e in entries] == ["case_opened", "collection_started",
                                            "collection_failed"]
     details = entries[-1].fields["details"]
-    assert "No space left on device" in details["reason"]
+    assert "Input/output error" in details["reason"]
     assert details["partial_file"].endswith(".stb.partial")
     assert "unsealed data kept in" in str(caught.value)

@@ -403,3 +403,87 @@ def test_verify_pinned_key_the_case_does_not_declare_signs_nothing(flow, run):
     assert result.exit_code == 1, result.output
     assert f"checkpoint {forged}: no signature by a trusted key (signed by: mallory)" in (
         result.output)
+
+
+# ---- what a crash leaves at the end of the ledger ------------------------------------------
+
+
+def test_ledger_show_on_a_torn_tail_leaves_the_file_byte_identical(flow, run):
+    ledger = flow["case"] / "ledger.jsonl"
+    with open(ledger, "ab") as handle:
+        handle.write(b'{"action":"no')
+    before = ledger.read_bytes()
+    for args in (("ledger", "show", flow["case"]), ("ledger", "show", flow["case"], "--json"),
+                 ("verify", flow["case"])):
+        assert run(*args).exit_code == 0
+        assert ledger.read_bytes() == before, args
+    assert not list(flow["case"].glob("ledger.torn-*"))
+
+
+def test_last_entry_missing_its_newline_verifies_and_is_kept_by_the_next_writer(flow, run):
+    ledger = flow["case"] / "ledger.jsonl"
+    full = ledger.read_bytes()
+    ledger.write_bytes(full[:-1])  # truncate -s -1
+    verify = run("verify", flow["case"])
+    assert verify.exit_code == 0
+    assert "lacks its final newline" in verify.output
+    assert ledger.read_bytes() == full[:-1]  # verify never writes
+    count = full.count(b"\n")
+    result = run("ledger", "record", flow["case"], "--key", flow["keys"] / "alice.key",
+                 "--action", "note")
+    assert result.exit_code == 0, result.output
+    assert result.output == f"ledger entry {count}: note recorded\n"
+    assert ledger.read_bytes().startswith(full)
+    assert run("verify", flow["case"]).exit_code == 0
+
+
+def test_invalid_last_line_no_longer_blocks_the_next_record(flow, run):
+    ledger = flow["case"] / "ledger.jsonl"
+    count = ledger.read_bytes().count(b"\n")
+    with open(ledger, "ab") as handle:
+        handle.write(b'{"not": "an entry"}\n')
+    assert run("verify", flow["case"]).exit_code == 1
+    key = flow["keys"] / "alice.key"
+    result = run("ledger", "record", flow["case"], "--key", key, "--action", "note")
+    assert result.exit_code == 0, result.output
+    assert result.output.endswith(f"ledger entry {count + 1}: note recorded\n")
+    shown = run("ledger", "show", flow["case"]).output.splitlines()
+    assert "ledger_repaired" in shown[count]
+    (kept,) = flow["case"].glob("ledger.damaged-*.bin")
+    assert kept.read_bytes() == b'{"not": "an entry"}\n'
+    verify = run("verify", flow["case"])
+    assert verify.exit_code == 0
+    assert "moved an invalid last line aside" in verify.output
+
+
+def test_ledger_repair_says_what_it_did(flow, run):
+    key = flow["keys"] / "alice.key"
+    assert run("ledger", "repair", flow["case"], "--key", key).output == "nothing to repair\n"
+    ledger = flow["case"] / "ledger.jsonl"
+    count = ledger.read_bytes().count(b"\n")
+    with open(ledger, "ab") as handle:
+        handle.write(b"\xff\n")
+    result = run("ledger", "repair", flow["case"], "--key", key)
+    assert result.exit_code == 0
+    assert result.output.startswith(f"ledger entry {count}: ledger_repaired (invalid last line "
+                                    "kept in ledger.damaged-")
+    lines = ledger.read_bytes().split(b"\n")[:-1]
+    sealed = next(i for i, line in enumerate(lines) if b'"action":"bundle_sealed"' in line)
+    ledger.write_bytes(b"".join(line + b"\n" for line in lines[:sealed]))
+    result = run("ledger", "repair", flow["case"], "--key", key)
+    assert result.exit_code == 0
+    assert result.output == (f"ledger entry {sealed}: bundle_sealed "
+                             f"{flow['summary']['bundle_id']} (recovered)\n")
+    assert run("verify", flow["case"]).exit_code == 0
+
+
+def test_two_invalid_last_lines_are_not_repaired(flow, run):
+    ledger = flow["case"] / "ledger.jsonl"
+    with open(ledger, "ab") as handle:
+        handle.write(b"x\ny\n")
+    before = ledger.read_bytes()
+    result = run("ledger", "record", flow["case"], "--key", flow["keys"] / "alice.key",
+                 "--action", "note")
+    assert result.exit_code == 3
+    assert "restore the ledger from a copy" in result.output
+    assert ledger.read_bytes() == before

@@ -420,7 +420,8 @@ def test_entry_with_missing_and_extra_keys_is_reported(tmp_path):
 # ---- the file on disk: torn tails, damage, stale writers, I/O errors ----------------------------
 
 
-def test_torn_last_line_at_every_byte_offset_is_cut_and_saved(tmp_path, caplog):
+def test_torn_last_line_at_every_byte_offset_is_cut_and_saved_by_the_next_writer(
+        tmp_path, caplog):
     folder = tmp_path / "case"
     ledger = good_ledger(folder, n=4)
     path = folder / LEDGER_NAME
@@ -429,13 +430,17 @@ def test_torn_last_line_at_every_byte_offset_is_cut_and_saved(tmp_path, caplog):
     last = lines[-1] + b"\n"
     kept = full[: len(full) - len(last)]
     caplog.set_level(logging.WARNING, logger="sealtrail.custody.ledger")
-    for k in range(1, len(last) + 1):
+    for k in range(2, len(last) + 1):  # k == 1 (only the newline missing): see the next test
         for torn in folder.glob("ledger.torn-*.bin"):
             torn.unlink()
         path.write_bytes(full[: len(full) - k])
         reopened = Ledger.open(path)
-        assert path.read_bytes() == kept, k
+        assert path.read_bytes() == full[: len(full) - k], k  # opening never writes
         assert reopened.read_lines() == lines[:-1], k
+        assert check_ledger(reopened.read_lines(), [ALICE.public]).ok, k
+        entry = reopened.append(ALICE, "noted", role="examiner", expect_size=len(lines) - 1)
+        assert entry.index == len(lines) - 1
+        assert path.read_bytes() == kept + entry.line + b"\n", k
         if k == len(last):  # cut exactly at a newline: nothing torn
             assert reopened.recovered_tail is None
             assert not list(folder.glob("ledger.torn-*.bin"))
@@ -446,10 +451,49 @@ def test_torn_last_line_at_every_byte_offset_is_cut_and_saved(tmp_path, caplog):
             assert saved == reopened.torn_path
             assert saved.read_bytes() == expected_tail
         assert check_ledger(reopened.read_lines(), [ALICE.public]).ok, k
-        entry = reopened.append(ALICE, "noted", role="examiner", expect_size=len(lines) - 1)
-        assert entry.index == len(lines) - 1
-        assert check_ledger(reopened.read_lines(), [ALICE.public]).ok, k
     assert "cut a torn tail" in caplog.text
+
+
+def test_acknowledged_last_entry_missing_only_its_newline_is_kept_and_restored(tmp_path):
+    """``truncate -s -1 ledger.jsonl``: the entry is complete and validly signed, so readers
+    count it and the next writer writes its newline instead of moving it aside."""
+    ledger = good_ledger(tmp_path, n=4)
+    path = tmp_path / LEDGER_NAME
+    full = path.read_bytes()
+    lines = ledger.read_lines()
+    path.write_bytes(full[:-1])
+    reopened = Ledger.open(path)
+    assert reopened.read_lines() == lines
+    assert reopened.size() == len(lines)
+    assert path.read_bytes() == full[:-1]  # reading never writes
+    entry = reopened.append(ALICE, "noted", role="examiner", expect_size=len(lines))
+    assert entry.index == len(lines)
+    assert path.read_bytes() == full + entry.line + b"\n"
+    assert reopened.recovered_tail is None
+    assert not list(tmp_path.glob("ledger.torn-*.bin"))
+    assert check_ledger(reopened.read_lines(), [ALICE.public]).ok
+
+
+@pytest.mark.parametrize("damage", ["bad signature", "does not chain", "signed by mallory"])
+def test_unterminated_tail_that_is_not_a_valid_next_entry_is_cut(tmp_path, damage):
+    ledger = good_ledger(tmp_path, n=3)
+    path = tmp_path / LEDGER_NAME
+    lines = ledger.read_lines()
+    fields = parse_canonical_json(lines[-1])
+    fields["index"] += 1
+    fields["prev"] = hashlib.sha256(lines[-1]).hexdigest()
+    if damage == "does not chain":
+        fields["prev"] = "0" * 64
+    tail = resign(fields, MALLORY if damage == "signed by mallory" else ALICE)
+    if damage == "bad signature":
+        tail = tail.replace(b'"n":2', b'"n":7')
+    with open(path, "ab") as handle:
+        handle.write(tail)
+    assert Ledger.open(path).read_lines() == lines
+    entry = Ledger.open(path).append(ALICE, "noted", role="examiner")
+    assert entry.index == len(lines)
+    (saved,) = tmp_path.glob("ledger.torn-*.bin")
+    assert saved.read_bytes() == tail
 
 
 def test_torn_tail_left_by_another_writer_is_cut_before_appending(tmp_path):
@@ -549,11 +593,11 @@ def test_short_write_on_full_disk_leaves_a_torn_tail_cut_on_reopen(tmp_path, mon
     error, acknowledged = _acknowledged_then_fail(tmp_path, monkeypatch, "write", write)
     assert "short write" in error.message
     reopened = Ledger.open(tmp_path)
-    assert reopened.recovered_tail is not None
-    assert reopened.recovered_tail.startswith(b"{")
     assert reopened.read_lines() == acknowledged
     assert check_ledger(reopened.read_lines(), [ALICE.public]).ok
     reopened.append(ALICE, "noted", role="examiner", expect_size=len(acknowledged))
+    assert reopened.recovered_tail is not None
+    assert reopened.recovered_tail.startswith(b"{")
 
 
 def test_reading_garbage_lines_does_not_crash(tmp_path):
@@ -564,5 +608,46 @@ def test_reading_garbage_lines_does_not_crash(tmp_path):
     assert [e.fields for e in entries[3:]] == [{}, {}]
     assert entries[4].action is None
     assert entries[4].time is None
-    with pytest.raises(LedgerBroken, match="last line is not a readable entry"):
+    before = (tmp_path / LEDGER_NAME).read_bytes()
+    with pytest.raises(LedgerBroken, match="the line before it .* not valid signed entries"):
         ledger.append(ALICE, "noted", role="examiner")
+    assert (tmp_path / LEDGER_NAME).read_bytes() == before  # only the last line is repaired
+    assert not list(tmp_path.glob("ledger.damaged-*"))
+
+
+@pytest.mark.parametrize("garbage", [b"\xff\xfe", b"[1,2]", b"flipped"])
+def test_invalid_last_line_is_moved_aside_and_recorded_by_the_next_writer(tmp_path, garbage):
+    ledger = good_ledger(tmp_path, n=3)
+    path = tmp_path / LEDGER_NAME
+    lines = ledger.read_lines()
+    if garbage == b"flipped":  # a complete entry with one byte changed: its signature fails
+        garbage = lines[-1].replace(b'"n":2', b'"n":3')
+        lines = lines[:-1]
+        path.write_bytes(b"".join(line + b"\n" for line in lines))
+    with open(path, "ab") as handle:
+        handle.write(garbage + b"\n")
+    with pytest.raises(CustodyError):  # before the repair, verify reports the damage
+        verify_ledger(Ledger.open(path).read_lines(), [ALICE.public])
+    entry = Ledger.open(path).append(BOB, "noted", role="examiner")
+    found = Ledger.open(path).entries()
+    assert [e.action for e in found[len(lines):]] == ["ledger_repaired", "noted"]
+    assert entry.index == len(lines) + 1
+    (saved,) = tmp_path.glob("ledger.damaged-*.bin")
+    assert saved.read_bytes() == garbage + b"\n"
+    details = found[len(lines)].fields["details"]
+    assert details == {
+        "file": saved.name, "sha256": hashlib.sha256(garbage + b"\n").hexdigest(),
+        "bytes": len(garbage) + 1, "index": len(lines), "reason": details["reason"]}
+    assert details["reason"]
+    assert found[len(lines)].actor_key_id == BOB.key_id
+    result = check_ledger(Ledger.open(path).read_lines(), [ALICE.public])
+    assert [p.where for p in result.problems] == [f"ledger entry {len(lines)}",
+                                                  f"ledger entry {len(lines) + 1}"]  # bob
+
+
+def test_last_line_signed_by_an_undeclared_key_is_kept(tmp_path):
+    ledger = good_ledger(tmp_path, n=2)
+    ledger.append(MALLORY, "noted", role="examiner")
+    ledger.append(ALICE, "noted", role="examiner")
+    assert [e.actor_key_id for e in ledger.entries()][-2:] == [MALLORY.key_id, ALICE.key_id]
+    assert not list(tmp_path.glob("ledger.damaged-*"))

@@ -571,6 +571,60 @@ def torn_tail(c):
     return True
 
 
+def last_entry_missing_its_newline(c):
+    """``truncate -s -1``: a complete, validly signed entry is still an entry (s7)."""
+    data = c.case.ledger_path.read_bytes()
+    c.case.ledger_path.write_bytes(data[:-1])
+    c.expect_notice = "lacks its final newline"
+    return True
+
+
+def last_entry_missing_its_newline_seals_a_bundle(c):
+    """The unterminated entry counts: without it the sealed bundle would be unrecorded."""
+    lines = c.lines()
+    sealed = max(i for i, line in enumerate(lines) if b'"action":"bundle_sealed"' in line)
+    c.write(lines[:sealed])
+    with open(c.case.ledger_path, "ab") as f:
+        f.write(lines[sealed])
+    c.checkpoints.clear()  # they cover entries removed here
+    shutil.rmtree(c.case.checkpoints_dir)
+    c.expect_notice = "lacks its final newline"
+    return True
+
+
+def unterminated_entry_with_bad_signature_is_torn(c):
+    fields = next_fields(c, "note")
+    line = signed_line(fields, c.alice).replace(b'"action":"note"', b'"action":"nota"')
+    with open(c.case.ledger_path, "ab") as f:
+        f.write(line)
+    c.expect_notice = "torn"
+    return True
+
+
+def unterminated_entry_not_chained_is_torn(c):
+    line = signed_line(next_fields(c, "note", prev="1" * 64), c.alice)
+    with open(c.case.ledger_path, "ab") as f:
+        f.write(line)
+    c.expect_notice = "torn"
+    return True
+
+
+def unterminated_entry_by_a_revoked_key_counts(c):
+    c.append(c.alice, "key_revoked", details={"key_id": c.bob.key_id, "reason": "lost"})
+    with open(c.case.ledger_path, "ab") as f:
+        f.write(signed_line(next_fields(c, "note"), c.bob))
+    c.expect_notice = "lacks its final newline"
+    return False  # s7: bob is declared, so it is entry N; s4: revoked before N
+
+
+def invalid_last_line_moved_aside_by_the_next_writer(c):
+    with open(c.case.ledger_path, "ab") as f:
+        f.write(b'{"action":"no\n')
+    c.append(c.bob, "note")
+    c.expect_notice = "moved an invalid last line aside"
+    return True
+
+
 def empty_ledger(c):
     c.case.ledger_path.write_bytes(b"")
     return False
@@ -946,7 +1000,10 @@ ATTACKS = [
     checkpoint_size_with_leading_zero, checkpoint_wrong_origin, checkpoint_of_size_zero,
     truncated_ledger, forked_ledger, equivocating_checkpoints, case_json_edited,
     stray_bundle_file, missing_bundle, bundle_id_with_a_path, bundle_manifest_digest_differs,
-    torn_tail, empty_ledger, case_opened_again_later,
+    torn_tail, last_entry_missing_its_newline, last_entry_missing_its_newline_seals_a_bundle,
+    unterminated_entry_with_bad_signature_is_torn, unterminated_entry_not_chained_is_torn,
+    unterminated_entry_by_a_revoked_key_counts, invalid_last_line_moved_aside_by_the_next_writer,
+    empty_ledger, case_opened_again_later,
     clock_not_system_resigned, actor_name_differs_from_key_name, time_with_offset_resigned,
     integer_above_2_53_resigned, raw_del_character_is_canonical, lone_surrogate_escape,
     non_ascii_object_key_resigned, sig_of_63_bytes, entry0_index_wrong_resigned,

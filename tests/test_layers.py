@@ -1,0 +1,53 @@
+"""Imports run one way (README, "Package layout"): cli -> analysis -> custody -> collectors, and
+cli -> acquisition -> custody. Checked from the source text of every module, including imports
+inside functions, so a shortcut taken for convenience fails here rather than in review."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parents[1] / "sealtrail"
+
+#: What each subpackage may import from sealtrail (besides itself and the top-level modules).
+MAY_IMPORT = {
+    "collectors": set(),
+    "custody": {"collectors"},
+    "acquisition": {"custody", "collectors"},
+    "analysis": {"custody", "collectors"},
+    "cli": {"analysis", "acquisition", "custody", "collectors"},
+}
+#: Top-level modules every layer may use (they import no subpackage themselves).
+SHARED = {"errors", "terminal", "worker_start", "crashpoint", "__init__"}
+
+
+def _sealtrail_imports(path: Path) -> set[str]:
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        names = []
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names = [node.module]
+        for name in names:
+            parts = name.split(".")
+            if parts[0] == "sealtrail" and len(parts) > 1:
+                found.add(parts[1])
+    return found
+
+
+@pytest.mark.parametrize("layer", sorted(MAY_IMPORT))
+def test_layer_imports_only_the_layers_below(layer):
+    wrong = {}
+    for path in sorted((PACKAGE / layer).rglob("*.py")):
+        bad = _sealtrail_imports(path) - MAY_IMPORT[layer] - SHARED - {layer}
+        if bad:
+            wrong[str(path.relative_to(PACKAGE))] = sorted(bad)
+    assert not wrong, f"imports against the layering: {wrong}"
+
+
+def test_top_level_modules_import_no_layer():
+    for name in SHARED - {"__init__"}:
+        assert not _sealtrail_imports(PACKAGE / f"{name}.py") & set(MAY_IMPORT), name
