@@ -137,29 +137,34 @@ def parse_canonical_json(data: bytes | bytearray | memoryview) -> Any:
 _PIECE_DEPTH = 2
 
 
-def canonical_pieces(value: Any, depth: int = _PIECE_DEPTH) -> Iterator[bytes]:
+def canonical_pieces(value: Any, depth: int = _PIECE_DEPTH, where: str = "$") -> Iterator[bytes]:
     """The bytes of ``canonical_json(value)``, in pieces: objects and arrays down to ``depth``
     levels are taken apart (keys sorted, as orjson sorts ASCII keys), deeper values are
     serialised whole. ``b"".join`` of the pieces equals ``canonical_json(value)``; the domain
-    check is the same (raises ``NotCanonicalError``)."""
+    check is the same (raises ``NotCanonicalError`` naming the value's place)."""
     kind = type(value)
     if depth <= 0 or kind not in (dict, list):
-        yield canonical_json(value)
+        try:
+            piece = canonical_json(value)
+        except NotCanonicalError:
+            _check(value, where)  # raises again, naming the offending value's place
+            raise
+        yield piece
     elif kind is dict:
         for key in value:
             if type(key) is not str or not key.isascii():
-                raise NotCanonicalError(f"$: key {key!r} is not an ASCII string")
+                raise NotCanonicalError(f"{where}: key {key!r} is not an ASCII string")
         yield b"{"
         for i, key in enumerate(sorted(value)):
             yield b'%s%s:' % (b"," if i else b"", orjson.dumps(key))
-            yield from canonical_pieces(value[key], depth - 1)
+            yield from canonical_pieces(value[key], depth - 1, f"{where}.{key}")
         yield b"}"
     else:
         yield b"["
         for i, item in enumerate(value):
             if i:
                 yield b","
-            yield from canonical_pieces(item, depth - 1)
+            yield from canonical_pieces(item, depth - 1, f"{where}[{i}]")
         yield b"]"
 
 
