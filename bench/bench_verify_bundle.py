@@ -73,11 +73,12 @@ def machine_line() -> str:
 
 def seal_bundle(root: Path, scratch: Path) -> tuple[Path, Path]:
     """Collect ``root``'s data/** into a fresh case; (bundle, examiner public key file)."""
+    from sealtrail.custody.session import requested_fields, run_collection
+
     from sealtrail.collectors.plan import plan_collection
     from sealtrail.collectors.source import DirectorySource
     from sealtrail.custody.case import Case
     from sealtrail.custody.keys import SigningKey, write_key_pair
-    from sealtrail.custody.session import requested_fields, run_collection
 
     key = SigningKey.generate("bench")
     _, public_file = write_key_pair(key, scratch / "keys")

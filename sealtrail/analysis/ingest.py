@@ -246,8 +246,8 @@ def _ingest_bundle(case: Case, db: CaseDatabase, pool: WorkerPool, bundle_id: st
     with BundleFile(bundle_path) as bundle:
         manifest = read_unverified_manifest(bundle)
         present = {m.name for m in bundle.members}
-    host = (manifest.get("collection") or {}).get("host")
-    members = [m for m in manifest.get("members", []) if m.get("name") in present]
+    host = manifest.collection.host
+    members = [m for m in manifest.members if m.get("name") in present]
     out = scratch / bundle_id
     out.mkdir()
     tasks = [
@@ -273,7 +273,7 @@ def _ingest_bundle(case: Case, db: CaseDatabase, pool: WorkerPool, bundle_id: st
         if progress:
             progress(n, len(tasks))
     fs_rows = [row for m in members for row in _fs_rows(bundle_id, host, m, m["sha256"])]
-    fs_rows += [row for e in manifest.get("entries", []) for row in
+    fs_rows += [row for e in manifest.entries for row in
                 _fs_rows(bundle_id, host, e, None)]
     if fs_rows:
         fs_file = out / "manifest_fs.parquet"
@@ -315,7 +315,7 @@ def _ingest_bundle(case: Case, db: CaseDatabase, pool: WorkerPool, bundle_id: st
         artifact_rows = [_artifact_row(bundle_id, host, m, by_name.get(m["name"]))
                          for m in members]
         artifact_rows += [_artifact_row(bundle_id, host, e, None)
-                          for e in manifest.get("entries", [])]
+                          for e in manifest.entries]
         art_file = out / "artifacts.parquet"
         write_table(art_file, ARTIFACT_COLUMNS, artifact_rows)
         artifacts = db.load_parquet("artifacts", [art_file])

@@ -185,8 +185,8 @@ def _scan_bundle(case: Case, db: CaseDatabase, bundle_id: str, report: ScanRepor
     members = errors = 0
     with BundleFile(path) as bundle:
         manifest = read_unverified_manifest(bundle)
-        host = (manifest.get("collection") or {}).get("host")
-        records = manifest.get("members", [])
+        host = manifest.collection.host
+        records = manifest.members
         for n, record in enumerate(records, 1):
             member = bundle.member(record["name"])
             if member is None:

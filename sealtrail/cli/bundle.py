@@ -13,10 +13,10 @@ from sealtrail.cli.main import EXIT_PROBLEM
 from sealtrail.cli.options import load_trusted, trust_option
 from sealtrail.custody.bundle_reader import BundleFile, open_manifest
 from sealtrail.custody.extract import (
-    check_manifest_shape,
     extract_bundle,
     read_unverified_manifest,
 )
+from sealtrail.custody.manifest import Manifest
 from sealtrail.errors import CustodyError
 from sealtrail.terminal import printable
 
@@ -48,33 +48,32 @@ def show(bundle_path: Path, trust_paths: tuple[Path, ...], as_json: bool) -> Non
     trusted = load_trusted(trust_paths)
     with bundle_problem(), BundleFile(bundle_path) as bundle:
         if trusted:
-            manifest, verified = open_manifest(bundle, trusted)
+            obj, verified = open_manifest(bundle, trusted)
+            manifest = Manifest.from_json_obj(obj, bundle.where)
             signed = (f"signature verified: {printable(verified.signer.name)} "
                       f"({verified.signer.key_id})")
         else:
             manifest = read_unverified_manifest(bundle)
             signed = "signature NOT checked (pass --trust PUBFILE)"
-        check_manifest_shape(manifest, bundle.where)
     if as_json:
-        click.echo(json.dumps(manifest, indent=2, sort_keys=True))
+        click.echo(json.dumps(manifest.to_json_obj(as_read=True), indent=2, sort_keys=True))
         return
     p = printable
-    info = manifest.get("collection", {})
-    click.echo(f"bundle {p(manifest.get('bundle_id'))}  case {p(manifest.get('case_id'))}")
-    click.echo(f"host {p(info.get('host'))}  os {p(info.get('os'))}  examiner "
-               f"{p(info.get('examiner'))}  key {p(info.get('key_id'))}")
-    click.echo(f"collected {p(info.get('started'))} .. {p(info.get('finished'))}  {signed}")
-    for member in manifest["members"]:
+    info = manifest.collection
+    click.echo(f"bundle {p(manifest.bundle_id)}  case {p(manifest.case_id)}")
+    click.echo(f"host {p(info.host)}  os {p(info.os)}  examiner {p(info.examiner)}  key "
+               f"{p(info.key_id)}")
+    click.echo(f"collected {p(info.started)} .. {p(info.finished)}  {signed}")
+    for member in manifest.members:
         src = member.get("source", {})
         flag = "" if member["outcome"] == "collected" else f"  [{p(member['outcome'])}]"
         click.echo(f"{p(member['sha256'])}  {member['size']:>12,}  {p(src.get('path'))}{flag}")
-    for entry in manifest.get("entries", []):
+    for entry in manifest.entries:
         src = entry.get("source", {})
         click.echo(f"{'-' * 64}  {'':>12}  {p(src.get('path'))}  [{p(entry['outcome'])}: "
                    f"{p(entry.get('reason'))}]")
-    totals = manifest.get("totals", {})
-    click.echo("outcomes: " + ", ".join(f"{p(k)} {p(v)}"
-                                        for k, v in totals.get("outcomes", {}).items()))
+    outcomes = (manifest.stored_totals or manifest.totals()).get("outcomes", {})
+    click.echo("outcomes: " + ", ".join(f"{p(k)} {p(v)}" for k, v in outcomes.items()))
 
 
 @command.command("extract")

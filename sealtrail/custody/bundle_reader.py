@@ -291,9 +291,10 @@ def open_manifest(
     return manifest, verified
 
 
-def manifest_members(manifest: dict[str, Any], where: str) -> dict[str, dict[str, Any]]:
+def manifest_members(records: list[Any], where: str) -> dict[str, dict[str, Any]]:
+    """The member records by name; a malformed record or a name listed twice is a problem."""
     out: dict[str, dict[str, Any]] = {}
-    for item in manifest["members"]:
+    for item in records:
         if (
             not isinstance(item, dict)
             or not isinstance(item.get("name"), str)
@@ -347,7 +348,7 @@ def check_bundle(path: Path, trusted: Iterable[PublicKey]) -> BundleCheck:
         result.problems.extend(check_order(bundle))
         try:
             manifest, verified = open_manifest(bundle, trusted)
-            expected = manifest_members(manifest, bundle.where)
+            expected = manifest_members(manifest["members"], bundle.where)
         except CustodyError as exc:
             result.problems.append(exc)
             return result

@@ -16,10 +16,8 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from sealtrail.custody.bundle_format import (
-    MANIFEST_KIND,
     MANIFEST_MEMBER,
     MANIFEST_TYPE,
     MAX_ENVELOPE_BYTES,
@@ -37,6 +35,7 @@ from sealtrail.custody.canonical import (
 )
 from sealtrail.custody.envelope import Envelope
 from sealtrail.custody.keys import PublicKey
+from sealtrail.custody.manifest import Manifest
 from sealtrail.errors import (
     CustodyError,
     HashMismatch,
@@ -73,12 +72,11 @@ def extract_bundle(path: Path, dest: Path, trusted: Sequence[PublicKey]) -> Extr
         if name_problems:
             raise name_problems[0]
         if trusted:
-            manifest, _ = open_manifest(bundle, trusted)
+            manifest = Manifest.from_json_obj(open_manifest(bundle, trusted)[0], bundle.where)
             result.signature_checked = True
         else:
             manifest = read_unverified_manifest(bundle)
-        check_manifest_shape(manifest, bundle.where)
-        expected = manifest_members(manifest, bundle.where)
+        expected = manifest_members(manifest.members, bundle.where)
         _prepare_dest(dest)
         root_fd = os.open(dest, os.O_RDONLY | os.O_DIRECTORY)
         try:
@@ -105,8 +103,12 @@ def extract_bundle(path: Path, dest: Path, trusted: Sequence[PublicKey]) -> Extr
     return result
 
 
-def read_unverified_manifest(bundle: BundleFile) -> dict:
-    """The manifest without checking who signed it (show or extract without --trust)."""
+def read_unverified_manifest(bundle: BundleFile) -> Manifest:
+    """The manifest without checking who signed it (show or extract without --trust).
+
+    Raises:
+        ManifestInvalid: it cannot be read as a manifest (`Manifest.from_json_obj`).
+    """
     member = bundle.member(MANIFEST_MEMBER)
     if member is None:
         raise MemberMissing(bundle.where, f"no {MANIFEST_MEMBER}: the bundle was never sealed")
@@ -118,51 +120,7 @@ def read_unverified_manifest(bundle: BundleFile) -> dict:
         manifest = parse_canonical_json(envelope.payload)
     except NotCanonicalError as exc:
         raise ManifestInvalid(f"{bundle.where} manifest", str(exc)) from exc
-    return check_manifest_shape(manifest, bundle.where)
-
-
-# What ``bundle show`` and ``bundle extract`` read of each record (docs/bundle-format.md 3).
-_RECORD_FIELDS: dict[str, dict[str, type]] = {
-    "members": {"name": str, "sha256": str, "size": int, "outcome": str},
-    "entries": {"outcome": str},
-}
-_OPTIONAL_FIELDS: dict[str, type] = {"collection": dict, "entries": list, "totals": dict}
-
-
-def _kind(kind: type) -> str:
-    return {dict: "an object", list: "a list", str: "a string", int: "an integer"}[kind]
-
-
-def check_manifest_shape(manifest: Any, where: str) -> dict[str, Any]:
-    """Raise ``ManifestInvalid`` unless the manifest has the documented shape, as far as it is
-    shown or extracted. An unsigned manifest can hold anything; reading it must not crash."""
-
-    def bad(what: str) -> ManifestInvalid:
-        return ManifestInvalid(f"{where} manifest", what)
-
-    if not isinstance(manifest, dict) or manifest.get("type") != MANIFEST_KIND:
-        raise bad("not a sealtrail bundle manifest")
-    if manifest.get("version") != 1:
-        raise ManifestInvalid(f"{where} manifest", "unsupported version", expected=1,
-                              observed=manifest.get("version"))
-    if not isinstance(manifest.get("members"), list):
-        raise bad("has no member list")
-    for name, kind in _OPTIONAL_FIELDS.items():
-        if not isinstance(manifest.get(name, kind()), kind):
-            raise bad(f"{name} is not {_kind(kind)}")
-    if not isinstance(manifest.get("totals", {}).get("outcomes", {}), dict):
-        raise bad("totals.outcomes is not an object")
-    for name, fields in _RECORD_FIELDS.items():
-        for i, record in enumerate(manifest.get(name, [])):
-            if not isinstance(record, dict):
-                raise bad(f"{name}[{i}] is not an object")
-            if not isinstance(record.get("source", {}), dict):
-                raise bad(f"{name}[{i}].source is not an object")
-            for field_name, kind in fields.items():
-                value = record.get(field_name)
-                if not isinstance(value, kind) or isinstance(value, bool):
-                    raise bad(f"{name}[{i}].{field_name} is not {_kind(kind)}")
-    return manifest
+    return Manifest.from_json_obj(manifest, bundle.where)
 
 
 def _open_parent(root_fd: int, parts: list[str]) -> int:

@@ -150,6 +150,9 @@ class Manifest:
     entries: list[dict[str, Any]] = field(default_factory=list)
     version: int = MANIFEST_VERSION
     extra: dict[str, Any] = field(default_factory=dict)
+    #: ``totals`` as a read manifest stated them (None when built here). Shown, never written:
+    #: serialising computes them again, and a verifier compares the two.
+    stored_totals: dict[str, Any] | None = None
 
     def totals(self) -> dict[str, Any]:
         """``totals`` as the format defines it: member count, their bytes, outcome counts."""
@@ -159,8 +162,13 @@ class Manifest:
             "outcomes": outcome_counts(self.members, self.entries),
         }
 
-    def to_json_obj(self) -> dict[str, Any]:
-        """The JSON object that is signed: the one serialisation of a manifest."""
+    def to_json_obj(self, *, as_read: bool = False) -> dict[str, Any]:
+        """The JSON object that is signed: the one serialisation of a manifest.
+
+        ``as_read`` puts back the totals a read manifest stated (to show a manifest as it is,
+        wrong totals included); a manifest to be signed never uses it.
+        """
+        totals = self.stored_totals if as_read and self.stored_totals is not None else None
         return {
             **self.extra,
             "type": MANIFEST_KIND,
@@ -171,7 +179,7 @@ class Manifest:
             "artifacts": self.artifacts,
             "members": self.members,
             "entries": self.entries,
-            "totals": self.totals(),
+            "totals": totals if totals is not None else self.totals(),
         }
 
     @classmethod
@@ -210,6 +218,7 @@ class Manifest:
             collection=CollectionContext.from_json_obj(known["collection"] or {}, at),
             artifacts=list(known["artifacts"] or []), members=known["members"],
             entries=entries, version=MANIFEST_VERSION, extra=values,
+            stored_totals=known["totals"],
         )
 
 

@@ -302,3 +302,22 @@ def test_wycheproof_file_has_both_outcomes():
     results = {t["result"] for g in data["testGroups"] for t in g["tests"]}
     assert {"valid", "invalid"} <= results
     assert len(_wycheproof_ids()) == data["numberOfTests"]
+
+
+def test_large_message_path_signs_and_verifies_as_pynacl_does():
+    """Messages of 1 MiB or more go straight to libsodium (no PyNaCl copies): same results."""
+    import nacl.signing
+
+    from sealtrail.custody import keys as keys_module
+
+    key = SigningKey("alice", b"\x11" * 32)
+    message = os.urandom(keys_module._LARGE_MESSAGE + 17)
+    signature = key.sign(message)
+    assert signature == nacl.signing.SigningKey(b"\x11" * 32).sign(message).signature
+    assert key.public.verify(message, signature)
+    tampered = bytearray(message)
+    tampered[-1] ^= 1
+    assert not key.public.verify(bytes(tampered), signature)
+    assert not key.public.verify(message, signature[:63] + bytes([signature[63] ^ 1]))
+    other = SigningKey("bob", b"\x22" * 32).public
+    assert not other.verify(message, signature)

@@ -72,3 +72,11 @@ def test_hostile_shapes_are_reported_not_crashed_on(sealed_case, edit, message):
     edit(obj)
     with pytest.raises(ManifestInvalid, match=message.replace("[", r"\[").replace("]", r"\]")):
         Manifest.from_json_obj(obj, WHERE)
+
+
+def test_a_read_manifest_can_be_shown_with_the_totals_it_stated(sealed_case):
+    obj = manifest_of(sealed_case.bundle, sealed_case.keyring.alice.key)
+    obj["totals"]["members"] += 1  # wrong, as a tampered manifest may be
+    manifest = Manifest.from_json_obj(copy.deepcopy(obj), WHERE)
+    assert manifest.to_json_obj(as_read=True) == obj
+    assert manifest.to_json_obj()["totals"]["members"] == obj["totals"]["members"] - 1
