@@ -73,8 +73,7 @@ def machine_line() -> str:
 
 def seal_bundle(root: Path, scratch: Path) -> tuple[Path, Path]:
     """Collect ``root``'s data/** into a fresh case; (bundle, examiner public key file)."""
-    from sealtrail.custody.session import requested_fields, run_collection
-
+    from sealtrail.acquisition.session import requested_fields, run_collection
     from sealtrail.collectors.plan import plan_collection
     from sealtrail.collectors.source import DirectorySource
     from sealtrail.custody.case import Case
