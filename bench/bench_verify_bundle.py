@@ -15,6 +15,9 @@ every run), each in a fresh process:
 - old: the same function of the previous release (``--old-python``, default
   ``/work/wt-old/.venv/bin/python``; the child runs in a scratch folder and reports which
   ``sealtrail`` it imported);
+- before (only with ``--before-python``): the same with a third tree, e.g. the commit before
+  a change (its Python may be a wrapper script in ``TREE/.venv/bin/`` that sets
+  ``PYTHONPATH=TREE`` and runs another venv's Python);
 - reference: ``openssl dgst -sha256 BUNDLE``, wall clock.
 
 Each run is done with a warm page cache (``sync`` first) and, as root, once more with the page
@@ -73,8 +76,7 @@ def machine_line() -> str:
 
 def seal_bundle(root: Path, scratch: Path) -> tuple[Path, Path]:
     """Collect ``root``'s data/** into a fresh case; (bundle, examiner public key file)."""
-    from sealtrail.custody.session import requested_fields, run_collection
-
+    from sealtrail.acquisition.session import requested_fields, run_collection
     from sealtrail.collectors.plan import plan_collection
     from sealtrail.collectors.source import DirectorySource
     from sealtrail.custody.case import Case
@@ -117,6 +119,9 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=7, help="runs of each side (>= 3)")
     parser.add_argument("--old-python", default=OLD_PYTHON,
                         help="Python of the previous release's venv ('' to leave it out)")
+    parser.add_argument("--before-python", default="",
+                        help="Python of a third tree's venv, e.g. the commit before a change "
+                        "(side 'before'; its checkout is the venv's parent folder)")
     parser.add_argument("--warm-only", action="store_true", help="do not drop the page cache")
     parser.add_argument("--keep", action="store_true", help="keep the data set and scratch")
     args = parser.parse_args()
@@ -133,9 +138,10 @@ def main() -> int:
         size = bundle.stat().st_size
         sides: dict[str, tuple[str, Path] | None] = {
             "new": (sys.executable, HERE.parent), "reference": None}
-        if args.old_python:
-            old = Path(args.old_python).absolute()
-            sides["old"] = (str(old), old.parent.parent.parent)  # the venv's checkout
+        for name, python in (("before", args.before_python), ("old", args.old_python)):
+            if python:
+                exe = Path(python).absolute()
+                sides[name] = (str(exe), exe.parent.parent.parent)  # the venv's checkout
         names = list(sides)
         modes = ["warm"] if args.warm_only or not drop_caches(True) else ["warm", "cold"]
         print(f"bundle: {n_files} members, {size / MB:.1f} MB; {args.runs} runs a side, "
@@ -159,11 +165,11 @@ def main() -> int:
                   f"seconds      MB/s   ratio sealtrail/openssl")
             print(f"  reference openssl dgst -sha256        {med['reference']:8.3f} "
                   f"{size / MB / med['reference']:9.0f}")
-            for name in [n for n in ("new", "old") if n in med]:
-                print(f"  check_single_bundle ({name})           {med[name]:8.3f} "
+            for name in [n for n in ("new", "before", "old") if n in med]:
+                print(f"  {f'check_single_bundle ({name})':36}{med[name]:8.3f} "
                       f"{size / MB / med[name]:9.0f}   {med['reference'] / med[name]:6.2f}")
-            if "old" in med:
-                print(f"  seconds new/old: {med['new'] / med['old']:.2f}")
+            for name in [n for n in ("before", "old") if n in med]:
+                print(f"  seconds new/{name}: {med['new'] / med[name]:.2f}")
         print(f"load average at end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     finally:
         if not args.keep:

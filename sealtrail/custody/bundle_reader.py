@@ -3,8 +3,12 @@
 Order of checks for one bundle (``check_bundle``), each reported with the bundle and member:
 1. The file is exactly the ZIP records the format allows, each starting where the previous
    ends: no bytes before the first local header, between records or after the end records, no
-   comment, local headers agreeing with the central directory (``zip_layout.read_layout``;
-   the first departure stops the check, since offsets can no longer be trusted). Member names
+   comment, local headers agreeing with the central directory (``zip_layout``; the first
+   departure stops the check, since offsets can no longer be trusted, and is then the only
+   problem reported). The end records and central directory are checked when the bundle is
+   opened; each local header right before its member's bytes are read (so the reads follow the
+   file in order), and those of members not read (unexpected, wrong size, or after a manifest
+   problem) at the end, in file order (``BundleFile.check_layout``). Member names
    are in their one canonical encoding (``bundle_format.unsafe_member_name_reason``: under
    ``data/`` or ``volatile/``, no absolute paths, ``..``, drive letters, NUL, backslashes, no
    needless ``%XX``, ``~N`` only as a needed de-duplication suffix), unique after case
@@ -45,7 +49,7 @@ from sealtrail.custody.bundle_format import (
 from sealtrail.custody.canonical import NotCanonicalError, parse_canonical_json, strict_b64decode
 from sealtrail.custody.envelope import Envelope, VerifiedPayload
 from sealtrail.custody.keys import PublicKey
-from sealtrail.custody.zip_layout import ZipMember, read_layout
+from sealtrail.custody.zip_layout import ZipMember, check_local, read_directory
 from sealtrail.errors import (
     ContainerInvalid,
     CustodyError,
@@ -79,7 +83,13 @@ class BundleCheck:
 
 
 class BundleFile:
-    """An opened bundle: its ZIP directory and raw access to member bytes."""
+    """An opened bundle: its ZIP directory and raw access to member bytes.
+
+    Opening reads and checks the end records and central directory (at the end of the file).
+    A member's local header is read and checked (``zip_layout.check_local``) the first time
+    its bytes are asked for, just before them; ``check_layout`` checks every one, in file
+    order, for readers that must know the whole file is its records before they use any of it.
+    """
 
     def __init__(self, path: Path | str) -> None:
         self.path = path = Path(path)
@@ -89,13 +99,15 @@ class BundleFile:
         except OSError as exc:
             raise ManifestInvalid(self.where, f"cannot open: {exc.strerror}") from exc
         try:
-            self.members: list[ZipMember] = read_layout(self._file, self.where)
+            self.members: list[ZipMember] = read_directory(self._file, self.where)
         except OSError as exc:
             self._file.close()
             raise ContainerInvalid(self.where, f"cannot read: {exc.strerror}") from exc
         except CustodyError:
             self._file.close()
             raise
+        self._data_offsets: dict[int, int] = {}  # by member index, local header checked
+        self._departures: dict[int, ContainerInvalid] = {}  # by member index
 
     def close(self) -> None:
         self._file.close()
@@ -107,8 +119,41 @@ class BundleFile:
         self.close()
 
     def _data_offset(self, member: ZipMember) -> int:
-        """Where the member's bytes begin (its local header was checked when opening)."""
-        return member.data_offset
+        """Where the member's bytes begin; its local header is checked the first time.
+
+        Raises:
+            ContainerInvalid: the header, or where the member's record ends, departs from the
+                format (raised again on every later call for this member).
+        """
+        offset = self._data_offsets.get(member.index)
+        if offset is not None:
+            return offset
+        if self.members[member.index] != member:
+            raise ValueError(f"{member.name} is not a member of {self.where}")
+        if member.index in self._departures:
+            raise self._departures[member.index]
+        try:
+            offset = check_local(self._file, self.members, member.index, self.where)
+        except OSError as exc:
+            departure = ContainerInvalid(self.where, f"cannot read: {exc.strerror}")
+            self._departures[member.index] = departure
+            raise departure from exc
+        except ContainerInvalid as exc:
+            self._departures[member.index] = exc
+            raise
+        self._data_offsets[member.index] = offset
+        return offset
+
+    def check_layout(self) -> None:
+        """Check every local header not checked yet, in file order: with the checks made at
+        opening, the whole of docs/bundle-format.md section 1.1, first departure raised (the
+        one a check of the whole file from its first byte finds first).
+
+        Raises:
+            ContainerInvalid: that departure.
+        """
+        for member in self.members:
+            self._data_offset(member)
 
     def iter_raw(self, member: ZipMember) -> Iterator[bytes]:
         """The stored bytes of ``member``, in chunks; STORED members only."""
@@ -337,53 +382,65 @@ def check_member_bytes(
 
 def check_bundle(path: Path, trusted: Iterable[PublicKey]) -> BundleCheck:
     """Run every check in the module docstring's order and collect all problems."""
-    result = BundleCheck(path)
     try:
         bundle = BundleFile(path)
     except CustodyError as exc:
+        return BundleCheck(path, problems=[exc])
+    with bundle:
+        result = _check_opened(bundle, trusted)
+        try:
+            bundle.check_layout()  # the members not read above, and any departure found there
+        except ContainerInvalid as exc:
+            # As when found at opening: offsets cannot be trusted, so this is the one problem.
+            return BundleCheck(path, problems=[exc])
+    return result
+
+
+def _check_opened(bundle: BundleFile, trusted: Iterable[PublicKey]) -> BundleCheck:
+    """Steps 1 (names, order) to 5 of the module docstring; each member's local header is
+    checked as its bytes are read (a departure found there ends up in ``problems`` here, and
+    ``check_bundle`` then reports it alone)."""
+    result = BundleCheck(bundle.path)
+    result.problems.extend(check_names(bundle))
+    result.problems.extend(check_order(bundle))
+    try:
+        manifest, verified = open_manifest(bundle, trusted)
+        expected = manifest_members(manifest["members"], bundle.where)
+    except CustodyError as exc:
         result.problems.append(exc)
         return result
-    with bundle:
-        result.problems.extend(check_names(bundle))
-        result.problems.extend(check_order(bundle))
-        try:
-            manifest, verified = open_manifest(bundle, trusted)
-            expected = manifest_members(manifest["members"], bundle.where)
-        except CustodyError as exc:
-            result.problems.append(exc)
-            return result
-        result.manifest = manifest
-        result.manifest_sha256 = hashlib.sha256(verified.payload).hexdigest()
-        result.signer = verified.signer
-        del verified  # the payload bytes: the parsed manifest is all that is needed now
-        result.bundle_id = manifest.get("bundle_id")
-        result.problems.extend(check_totals(manifest, bundle.where))
-        result.problems.extend(check_manifest_base64(manifest, bundle.where))
-        stem = path.name.removesuffix(".stb")
-        if result.bundle_id != stem:
+    result.manifest = manifest
+    result.manifest_sha256 = hashlib.sha256(verified.payload).hexdigest()
+    result.signer = verified.signer
+    del verified  # the payload bytes: the parsed manifest is all that is needed now
+    result.bundle_id = manifest.get("bundle_id")
+    result.problems.extend(check_totals(manifest, bundle.where))
+    result.problems.extend(check_manifest_base64(manifest, bundle.where))
+    stem = bundle.path.name.removesuffix(".stb")
+    if result.bundle_id != stem:
+        result.problems.append(
+            ManifestInvalid(
+                bundle.where, "manifest names another bundle", expected=stem,
+                observed=result.bundle_id,
+            )
+        )
+    present = {m.name: m for m in bundle.members if m.name != MANIFEST_MEMBER}
+    for name in expected:
+        if name not in present:
             result.problems.append(
-                ManifestInvalid(
-                    bundle.where, "manifest names another bundle", expected=stem,
-                    observed=result.bundle_id,
+                MemberMissing(f"{bundle.where} member {name}", "listed in the manifest, absent")
+            )
+    for name, member in present.items():
+        if name not in expected:
+            result.problems.append(
+                MemberUnexpected(
+                    f"{bundle.where} member {name}", "present but not in the manifest"
                 )
             )
-        present = {m.name: m for m in bundle.members if m.name != MANIFEST_MEMBER}
-        for name in expected:
-            if name not in present:
-                result.problems.append(
-                    MemberMissing(f"{bundle.where} member {name}", "listed in the manifest, absent")
-                )
-        for name, member in present.items():
-            if name not in expected:
-                result.problems.append(
-                    MemberUnexpected(
-                        f"{bundle.where} member {name}", "present but not in the manifest"
-                    )
-                )
-                continue
-            size, problem = check_member_bytes(bundle, member, expected[name])
-            result.members_checked += 1
-            result.bytes_checked += size
-            if problem:
-                result.problems.append(problem)
+            continue
+        size, problem = check_member_bytes(bundle, member, expected[name])
+        result.members_checked += 1
+        result.bytes_checked += size
+        if problem:
+            result.problems.append(problem)
     return result

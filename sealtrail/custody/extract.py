@@ -1,7 +1,8 @@
 """Writing a bundle's members out to a folder, never outside it.
 
 Invariants:
-- Every member name is checked before anything is written (``check_names``): one unsafe or
+- The whole file is checked to be exactly its ZIP records (``BundleFile.check_layout``) and
+  every member name (``check_names``) before anything is written: one departure, unsafe or
   colliding name refuses the whole extraction, so nothing lands outside DEST.
 - DEST must be new or empty; every folder below it is created here and every file is created
   with O_EXCL | O_NOFOLLOW, so no pre-existing link can redirect a write.
@@ -68,6 +69,7 @@ def extract_bundle(path: Path, dest: Path, trusted: Sequence[PublicKey]) -> Extr
     (the result says so); names and member hashes are always checked."""
     result = ExtractResult()
     with BundleFile(path) as bundle:
+        bundle.check_layout()  # every local header, in file order, before anything is written
         name_problems = check_names(bundle)
         if name_problems:
             raise name_problems[0]

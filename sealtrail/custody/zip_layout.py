@@ -4,7 +4,7 @@ A bundle is its ZIP records and nothing else. Python's ``zipfile`` is not used t
 accepts bytes prepended to an archive (it shifts every offset to fit), cuts names at NUL and
 ignores gaps between members, so a bundle it reads can hold bytes no verifier looks at.
 
-``read_layout`` accepts exactly this sequence, each record starting where the previous ends:
+The file must be exactly this sequence, each record starting where the previous ends:
 1. For each member, in central-directory order, starting at offset 0: a local file header
    (``PK\\x03\\x04``), its name and extra field, then the member's stored bytes. No data
    descriptors (flag bit 3), no encryption; the only flag allowed is bit 11 (UTF-8 name).
@@ -21,6 +21,19 @@ order); in a local header, present exactly when both sizes are 0xFFFFFFFF, it ho
 A local header must agree with its central directory record on name, flags, method, CRC-32
 and sizes. Checking that the records tile the file needs only offsets and sizes: member data
 is never read here.
+
+The check comes in two parts, so that no local header has to be read away from its member's
+bytes (on a cold page cache, reading all of them first, scattered over the file, made a
+verification 1.29x slower; docs/benchmarks.md, issue 9):
+- ``read_directory`` (when a bundle is opened): records 2-4, which sit together at the end of
+  the file, and that the first local header is at offset 0. Every member's end offset (where
+  the next local header, or the central directory, begins) is known from here on.
+- ``check_local`` (member by member, just before the member's bytes are read: the header
+  immediately precedes them): the member's flags, its local header against its central
+  directory record, and that its record (header, name, extra field, bytes) ends exactly at
+  that end offset. Each member's check needs only the central directory and its own header.
+``check_local`` of every member, in file order, after ``read_directory`` is the whole check,
+and reports the same first departure (``bundle_reader.BundleFile.check_layout``).
 """
 
 from __future__ import annotations
@@ -31,7 +44,7 @@ from typing import BinaryIO
 
 from sealtrail.errors import ContainerInvalid
 
-__all__ = ["ZipMember", "read_layout"]
+__all__ = ["ZipMember", "check_local", "read_directory"]
 
 _LOCAL = struct.Struct("<4s5H3L2H")
 _CENTRAL = struct.Struct("<4s4B4HL2L5H2L")
@@ -46,16 +59,22 @@ _MAX_COMMENT = 0xFFFF
 
 @dataclass(frozen=True, slots=True)
 class ZipMember:
-    """One member as its records describe it (offsets into the bundle file)."""
+    """One member as its central directory record describes it (offsets into the bundle file).
+
+    Where its bytes begin depends on its local header's name and extra field lengths:
+    ``check_local`` reads that header and returns the offset.
+    """
 
     name: str
     raw_name: bytes
+    index: int  # position in the central directory (= in the file)
     header_offset: int
-    data_offset: int
+    end_offset: int  # where its record must end: the next local header or the central directory
     compress_size: int
     file_size: int
     compress_type: int
     crc: int
+    flags: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,57 +203,85 @@ def _central_records(file: BinaryIO, count: int, cd_offset: int, cd_end: int,
     return out
 
 
-def _local_member(file: BinaryIO, entry: _Central, expected_offset: int,
-                  where: str) -> ZipMember:
-    name = _decode_name(entry.raw_name, entry.flags)
-    here = f"{where} member {name}"
-    if entry.header_offset != expected_offset:
-        what = "before the first local header" if expected_offset == 0 else "between members"
-        raise ContainerInvalid(here, f"local header is not where the previous record ends: "
-                               f"bytes {what}", expected=expected_offset,
-                               observed=entry.header_offset)
-    if entry.flags & ~_FLAG_UTF8:
+def _directory_members(entries: list[_Central], cd_offset: int, where: str) -> list[ZipMember]:
+    """The members, each with the offset its record must end at; the first must begin at 0."""
+    ends = [entry.header_offset for entry in entries[1:]] + [cd_offset]
+    members = [
+        ZipMember(_decode_name(entry.raw_name, entry.flags), entry.raw_name, index,
+                  entry.header_offset, end, entry.compress_size, entry.file_size, entry.method,
+                  entry.crc, entry.flags)
+        for index, (entry, end) in enumerate(zip(entries, ends, strict=True))
+    ]
+    if not members and cd_offset != 0:
+        raise ContainerInvalid(where, "the last member does not end where the central directory "
+                               "begins (bytes between them, or overlapping records)",
+                               expected=cd_offset, observed=0)
+    if members and members[0].header_offset != 0:
+        raise ContainerInvalid(f"{where} member {members[0].name}", "local header is not where "
+                               "the previous record ends: bytes before the first local header",
+                               expected=0, observed=members[0].header_offset)
+    return members
+
+
+def read_directory(file: BinaryIO, where: str) -> list[ZipMember]:
+    """The members of a bundle file, from its end records and central directory, which must
+    be exactly records 2-4 of the module doc and end the file; the first local header must be
+    at offset 0. The local headers are not read here (``check_local``).
+
+    Raises:
+        ContainerInvalid: the first way those records depart from the format, with offsets.
+    """
+    size = file.seek(0, 2)
+    count, cd_offset, cd_end = _end_records(file, size, where)
+    return _directory_members(_central_records(file, count, cd_offset, cd_end, where),
+                              cd_offset, where)
+
+
+def check_local(file: BinaryIO, members: list[ZipMember], index: int, where: str) -> int:
+    """Where the bytes of ``members[index]`` begin, once its local header is checked: flags,
+    name, method, CRC-32 and sizes as in the central directory, and its record ending exactly
+    where the next record (``end_offset``) begins. Reads only that header (it sits just
+    before the member's bytes); ``members`` is the list ``read_directory`` returned.
+
+    A record that does not end where the next begins is reported as the old whole-file check
+    reported it: with the next member ("bytes between members") or, for the last member, as
+    "does not end where the central directory begins".
+
+    Raises:
+        ContainerInvalid: the first departure, with offsets.
+    """
+    member = members[index]
+    here = f"{where} member {member.name}"
+    if member.flags & ~_FLAG_UTF8:
         raise ContainerInvalid(here, "has flags other than UTF-8 (data descriptor, encryption)",
-                               expected=0, observed=hex(entry.flags))
-    header = _read_at(file, entry.header_offset, _LOCAL.size)
+                               expected=0, observed=hex(member.flags))
+    header = _read_at(file, member.header_offset, _LOCAL.size)
     if len(header) != _LOCAL.size or header[:4] != b"PK\x03\x04":
         raise ContainerInvalid(here, "bad local header")
     _, _, flags, method, _, _, crc, csize, usize, name_len, extra_len = _LOCAL.unpack(header)
     rest = file.read(name_len + extra_len)
     local_name, extra = rest[:name_len], rest[name_len:]
-    if local_name != entry.raw_name:
+    if local_name != member.raw_name:
         raise ContainerInvalid(here, "local header names a different member",
-                               expected=name, observed=_decode_name(local_name, flags))
+                               expected=member.name, observed=_decode_name(local_name, flags))
     if csize == usize == _MAX32:
         usize, csize = _zip64_values(extra, 2, f"{here} local header")
     else:
         _zip64_values(extra, 0, f"{here} local header")
     local = (flags, method, crc, csize, usize)
-    central = (entry.flags, entry.method, entry.crc, entry.compress_size, entry.file_size)
+    central = (member.flags, member.compress_type, member.crc, member.compress_size,
+               member.file_size)
     if local != central:
         raise ContainerInvalid(here, "local header disagrees with the central directory "
                                "(flags, method, CRC-32, sizes)", expected=central, observed=local)
-    data_offset = entry.header_offset + _LOCAL.size + name_len + extra_len
-    return ZipMember(name, entry.raw_name, entry.header_offset, data_offset,
-                     entry.compress_size, entry.file_size, entry.method, entry.crc)
-
-
-def read_layout(file: BinaryIO, where: str) -> list[ZipMember]:
-    """The members of a bundle file whose bytes are exactly the records in the module doc.
-
-    Raises:
-        ContainerInvalid: the first way the file departs from that sequence, with offsets.
-    """
-    size = file.seek(0, 2)
-    count, cd_offset, cd_end = _end_records(file, size, where)
-    position = 0
-    members: list[ZipMember] = []
-    for entry in _central_records(file, count, cd_offset, cd_end, where):
-        member = _local_member(file, entry, position, where)
-        position = member.data_offset + member.compress_size
-        members.append(member)
-    if position != cd_offset:
+    data_offset = member.header_offset + _LOCAL.size + name_len + extra_len
+    end = data_offset + member.compress_size
+    if end != member.end_offset:
+        if index + 1 < len(members):
+            raise ContainerInvalid(f"{where} member {members[index + 1].name}",
+                                   "local header is not where the previous record ends: bytes "
+                                   "between members", expected=end, observed=member.end_offset)
         raise ContainerInvalid(where, "the last member does not end where the central directory "
                                "begins (bytes between them, or overlapping records)",
-                               expected=cd_offset, observed=position)
-    return members
+                               expected=member.end_offset, observed=end)
+    return data_offset

@@ -285,6 +285,72 @@ def test_local_header_naming_another_member_is_reported(sealed_case):
     assert (problem.expected, problem.observed) == (name.decode(), swapped.decode())
 
 
+def local_header_crc_flipped(bundle, index):
+    """Change the CRC-32 in member ``index``'s local header only (central directory intact)."""
+    with BundleFile(bundle) as reader:
+        member = reader.members[index]
+    data = bytearray(bundle.read_bytes())
+    data[member.header_offset + 14] ^= 0xFF
+    bundle.write_bytes(bytes(data))
+    return member.name
+
+
+def test_opening_reads_no_local_header_and_a_member_read_checks_its_own(sealed_case):
+    """Local headers are read just before their member's bytes (cold-cache cost, issue 9):
+    opening succeeds, reading the bad member does not, nor does the whole-layout check."""
+    name = local_header_crc_flipped(sealed_case.bundle, 1)
+    with BundleFile(sealed_case.bundle) as bundle:
+        good, bad = bundle.members[0], bundle.members[1]
+        assert bad.name == name
+        assert b"".join(bundle.iter_raw(good))
+        for attempt in (lambda: next(bundle.iter_raw(bad)), lambda: bundle.open_member(bad),
+                        bundle.check_layout):
+            with pytest.raises(ContainerInvalid, match="local header disagrees"):
+                attempt()
+
+
+@pytest.mark.parametrize("where", ["middle", "unexpected", "unexpected, bad signature"])
+def test_a_local_header_that_is_never_hashed_is_still_checked(sealed_case, where):
+    """check_bundle checks the local headers of members it does not read (an unexpected
+    member, or every member when the manifest fails) and then reports only the departure."""
+    if where == "middle":
+        index = len(raw_members(sealed_case.bundle)) // 2
+    else:
+        rewrite(sealed_case.bundle, add={"data/extra.txt": b"not in the manifest"})
+        index = len(raw_members(sealed_case.bundle)) - 2  # just before the manifest
+    if where.endswith("bad signature"):
+        edit_envelope(sealed_case.bundle, lambda env: env["signatures"][0].update(
+            sig=base64.b64encode(b"\0" * 64).decode()))
+    name = local_header_crc_flipped(sealed_case.bundle, index)
+    problem = only_problem(check(sealed_case))
+    assert isinstance(problem, ContainerInvalid)
+    assert problem.where.endswith(f"member {name}")
+    assert "local header disagrees with the central directory" in problem.message
+
+
+def test_the_first_departure_in_file_order_is_reported(sealed_case):
+    """The manifest (last) is read first, but the departure reported is the first in the file,
+    as a check of the whole file from its first byte finds it."""
+    members = raw_members(sealed_case.bundle)
+    write_zip(sealed_case.bundle, members, gap_before={len(members) - 1: b"x" * 7})
+    name = local_header_crc_flipped(sealed_case.bundle, 2)
+    problem = only_problem(check(sealed_case))
+    assert isinstance(problem, ContainerInvalid)
+    assert problem.where.endswith(f"member {name}")
+    assert "local header disagrees with the central directory" in problem.message
+
+
+def test_extract_refuses_a_bad_local_header_before_writing_anything(sealed_case, tmp_path):
+    from sealtrail.custody.extract import extract_bundle
+
+    members = raw_members(sealed_case.bundle)
+    local_header_crc_flipped(sealed_case.bundle, len(members) - 2)
+    dest = tmp_path / "out"
+    with pytest.raises(ContainerInvalid, match="local header disagrees"):
+        extract_bundle(sealed_case.bundle, dest, [sealed_case.keyring.alice.key.public])
+    assert not dest.exists()
+
+
 # --- The manifest's totals match its records ---
 
 
