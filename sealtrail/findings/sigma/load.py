@@ -12,6 +12,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import yaml
 from sigma.collection import SigmaCollection
 from sigma.correlations import SigmaCorrelationRule
 from sigma.exceptions import SigmaError
@@ -53,8 +54,10 @@ def load(paths: Sequence[Path]) -> tuple[list[Loaded], list[RuleFailure], SigmaC
     for path in rule_files(paths):
         try:
             text = path.read_text(encoding="utf-8")
-            collection = SigmaCollection.from_yaml(text, collect_errors=True)
-        except (OSError, UnicodeDecodeError, SigmaError, ValueError, TypeError) as exc:
+            collection = SigmaCollection.from_yaml(text, collect_errors=True,
+                                                    resolve_references=False)
+        except (OSError, UnicodeDecodeError, yaml.YAMLError, SigmaError, ValueError,
+                TypeError) as exc:
             failures.append(RuleFailure(path.stem, path.name, source_of(path),
                                         f"not a Sigma rule file: {one_line(exc)}"))
             continue
@@ -67,5 +70,5 @@ def load(paths: Sequence[Path]) -> tuple[list[Loaded], list[RuleFailure], SigmaC
                                             source_of(path), one_line(rule.errors[0])))
             else:
                 loaded.append(Loaded(rule, path))
-    whole = SigmaCollection([item.rule for item in loaded])
+    whole = SigmaCollection([item.rule for item in loaded], resolve_references=False)
     return loaded, failures, whole

@@ -1,0 +1,122 @@
+"""Sigma semantics on rows written here: case, |cased, |re, keywords, and correlations that
+return the evidence rows of the groups meeting their condition."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import duckdb
+
+from sealtrail.findings.model import EVIDENCE_COLUMNS
+from sealtrail.findings.sigma import sigma_source
+from tests.findings.sigma.helpers import create_views, empty_events
+
+HEAD = """title: '{title}'
+id: {id}
+name: {name}
+status: test
+level: high
+author: Test Author
+"""
+FAILED_LOGON = HEAD.format(title="Failed logon", id="aaaaaaaa-0000-4000-8000-000000000001",
+                           name="failed_logon") + """logsource: {product: windows, service: security}
+detection:
+    selection: {EventID: 4625}
+    condition: selection
+"""
+BRUTE = HEAD.format(title="Brute force", id="aaaaaaaa-0000-4000-8000-000000000002",
+                    name="brute") + """correlation:
+    type: event_count
+    rules: [failed_logon]
+    group-by: [IpAddress]
+    timespan: 5m
+    condition: {gte: 3}
+"""
+SPRAY = HEAD.format(title="Spray", id="aaaaaaaa-0000-4000-8000-000000000003",
+                    name="spray") + """correlation:
+    type: value_count
+    rules: [failed_logon]
+    group-by: [IpAddress]
+    timespan: 5m
+    condition: {gte: 2, field: TargetUserName}
+"""
+
+
+def _insert(con: duckdb.DuckDBPyConnection, n: int, *, ip: str, user: str, minute: int,
+            eid: int = 4625, channel: str = "Security", message: str = "") -> None:
+    data = {"provider": "Microsoft-Windows-Security-Auditing",
+            "EventData": {"IpAddress": ip, "TargetUserName": user}}
+    con.execute(
+        "INSERT INTO events (event_uid, ts, host, source, event_type, event_id, channel, "
+        "src_ip, \"user\", message, attributes) VALUES (?, TIMESTAMPTZ '2026-01-01 00:00:00+00' "
+        "+ to_minutes(?::BIGINT), 'dc01', 'winevtx', 'logon_failure', ?, ?, ?, ?, ?, ?)",
+        [f"uid-{n}", minute, eid, channel, ip, user, message, json.dumps(data)])
+
+
+def _run(tmp_path: Path, con: duckdb.DuckDBPyConnection, *texts: str) -> dict[str, list]:
+    for i, text in enumerate(texts):
+        (tmp_path / f"r{i}.yml").write_text(text, encoding="utf-8")
+    source = sigma_source([tmp_path], levels=None, statuses=None)
+    assert source.failures == ()
+    create_views(con, source)
+    out = {}
+    for rule in source.rules:
+        cur = con.execute(rule.sql)
+        assert tuple(d[0] for d in cur.description) == EVIDENCE_COLUMNS
+        out[rule.meta.title] = sorted(cur.fetchall(), key=lambda r: r[0])
+    return out
+
+
+def test_event_count_returns_evidence_rows_of_the_group(tmp_path: Path) -> None:
+    con = empty_events()
+    for n in range(3):
+        _insert(con, n, ip="203.0.113.9", user="admin", minute=n)
+    _insert(con, 3, ip="198.51.100.1", user="admin", minute=1)
+    _insert(con, 4, ip="203.0.113.9", user="admin", minute=60)  # outside the 5 minutes
+    out = _run(tmp_path, con, FAILED_LOGON, BRUTE)
+    assert "Failed logon" not in out  # a base rule does not stand alone (generate: false)
+    assert [r[0] for r in out["Brute force"]] == ["uid-0", "uid-1", "uid-2"]
+    assert {r[5] for r in out["Brute force"]} == {"IpAddress=203.0.113.9"}
+
+
+def test_value_count_counts_distinct_accounts(tmp_path: Path) -> None:
+    con = empty_events()
+    _insert(con, 0, ip="203.0.113.9", user="alice", minute=0)
+    _insert(con, 1, ip="203.0.113.9", user="bob", minute=1)
+    _insert(con, 2, ip="198.51.100.1", user="alice", minute=1)
+    _insert(con, 3, ip="198.51.100.1", user="alice", minute=2)
+    out = _run(tmp_path, con, FAILED_LOGON, SPRAY)
+    assert [r[0] for r in out["Spray"]] == ["uid-0", "uid-1"]
+
+
+def test_matching_is_case_insensitive_except_cased_and_re(tmp_path: Path) -> None:
+    con = empty_events()
+    _insert(con, 0, ip="203.0.113.9", user="ADMIN_1", minute=0)
+    rule = HEAD.replace("name: {name}\n", "") + """logsource: {{product: windows, service: security}}
+detection:
+    selection: {{TargetUserName{mod}: '{value}'}}
+    condition: selection
+"""
+    cases = {"admin_1": ("", True), "admin?1": ("", True), "admin-2": ("", False), "admin_1 ": ("", False),
+             "admin_": ("|startswith", True), "admin": ("|cased|startswith", False),
+             "ADMIN": ("|cased|startswith", True), "^admin": ("|re", False),
+             "^ADMIN_\\d$": ("|re", True), "^admin_\\d$": ("|re|i", True)}
+    texts = [rule.format(title=f"{mod} {value}", id=f"bbbbbbbb-0000-4000-8000-{i:012d}",
+                         mod=mod, value=value)
+             for i, (value, (mod, _)) in enumerate(cases.items())]
+    out = _run(tmp_path, con, *texts)
+    for value, (mod, fires) in cases.items():
+        assert bool(out[f"{mod} {value}"]) is fires, (mod, value)
+
+
+def test_keywords_search_message_and_attributes(tmp_path: Path) -> None:
+    con = empty_events()
+    _insert(con, 0, ip="203.0.113.9", user="x", minute=0, message="sshd: Accepted password")
+    rule = HEAD.format(title="kw", id="cccccccc-0000-4000-8000-000000000001", name="kw") + """
+logsource: {product: windows, service: security}
+detection:
+    keywords: ['accepted PASSWORD', '203.0.113.9']
+    condition: keywords
+"""
+    assert len(_run(tmp_path, con, rule)["kw"]) == 1
