@@ -20,7 +20,8 @@ level: high
 author: Test Author
 """
 FAILED_LOGON = HEAD.format(title="Failed logon", id="aaaaaaaa-0000-4000-8000-000000000001",
-                           name="failed_logon") + """logsource: {product: windows, service: security}
+                           name="failed_logon") + """\
+logsource: {product: windows, service: security}
 detection:
     selection: {EventID: 4625}
     condition: selection
@@ -93,12 +94,14 @@ def test_value_count_counts_distinct_accounts(tmp_path: Path) -> None:
 def test_matching_is_case_insensitive_except_cased_and_re(tmp_path: Path) -> None:
     con = empty_events()
     _insert(con, 0, ip="203.0.113.9", user="ADMIN_1", minute=0)
-    rule = HEAD.replace("name: {name}\n", "") + """logsource: {{product: windows, service: security}}
+    rule = HEAD.replace("name: {name}\n", "") + """\
+logsource: {{product: windows, service: security}}
 detection:
     selection: {{TargetUserName{mod}: '{value}'}}
     condition: selection
 """
-    cases = {"admin_1": ("", True), "admin?1": ("", True), "admin-2": ("", False), "admin_1 ": ("", False),
+    cases = {"admin_1": ("", True), "admin?1": ("", True), "admin-2": ("", False),
+             "admin_1 ": ("", False),
              "admin_": ("|startswith", True), "admin": ("|cased|startswith", False),
              "ADMIN": ("|cased|startswith", True), "^admin": ("|re", False),
              "^ADMIN_\\d$": ("|re", True), "^admin_\\d$": ("|re|i", True)}
