@@ -11,7 +11,10 @@ of rewriting its text (docs/rules-sigma.md says why this one and not pySigma-bac
 * numbers compare through ``TRY_CAST(... AS BIGINT)``: EventData values are text, and a
   non-numeric value must not match (nor abort the query);
 * a field is read as `fields.field_sql` says (typed column, view column or EventData key);
-* keywords (values without a field) search ``message`` and the ``attributes`` text.
+* keywords (values without a field) search ``message`` and the ``attributes`` text;
+* ``not X`` is ``NOT coalesce((X), false)``: a field the event does not carry is NULL, and
+  SQL's ``NOT NULL`` is NULL, which would drop the row where Sigma says the filter does not
+  match (``selection and not filter`` must fire when the filter's field is absent).
 """
 
 from __future__ import annotations
@@ -21,7 +24,11 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from sigma.backends.sqlite import sqliteBackend
-from sigma.conditions import ConditionFieldEqualsValueExpression, ConditionValueExpression
+from sigma.conditions import (
+    ConditionFieldEqualsValueExpression,
+    ConditionNOT,
+    ConditionValueExpression,
+)
 from sigma.conversion.state import ConversionState
 from sigma.rule import SigmaRule
 from sigma.types import SigmaString
@@ -65,6 +72,12 @@ class DuckDBSigma(sqliteBackend):
         op = self.compare_operators[cond.value.op]
         return (f"TRY_CAST({self.escape_and_quote_field(cond.field)} AS BIGINT) {op} "
                 f"{cond.value.number}")
+
+    def convert_condition_not(self, cond: ConditionNOT, state: ConversionState) -> Any:
+        inner = self.convert_condition(cond.args[0], state)
+        if not isinstance(inner, str):
+            raise NotImplementedError("a negated deferred (non-SQL) expression")
+        return f"NOT coalesce(({inner}), false)"
 
     def _keyword(self, pattern: str) -> str:
         like = f"ILIKE '%{pattern}%' ESCAPE '\\'"

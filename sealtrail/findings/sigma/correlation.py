@@ -97,10 +97,7 @@ def correlation_sql(corr: SigmaCorrelationRule, whole,
         raise NotImplementedError("value_count needs one condition field")
     corr.resolve_rule_references(whole)
     base, needs, sources = _base(corr, event_sql)
-    condition = corr.condition
-    count = condition.count
-    if corr.type is SigmaCorrelationType.TEMPORAL:
-        count = len(corr.referenced_rules)
+    condition = corr.condition  # temporal without one: pySigma's "gte: number of rules"
     span = f"INTERVAL {int(corr.timespan.seconds)} SECOND"
     measure = _MEASURE[corr.type]
     sql = (
@@ -108,7 +105,7 @@ def correlation_sql(corr: SigmaCorrelationRule, whole,
         f"win AS (SELECT group_key, ts, {measure} OVER (PARTITION BY group_key ORDER BY ts "
         f"RANGE BETWEEN {span} PRECEDING AND CURRENT ROW) AS n FROM base), "
         f"hits AS (SELECT DISTINCT group_key, ts AS end_ts FROM win "
-        f"WHERE n {_OPS[condition.op]} {count}) "
+        f"WHERE n {_OPS[condition.op]} {int(condition.count)}) "
         f'SELECT DISTINCT b.event_uid, b.ts, b.host, b."user" AS user_name, b.src_ip, '
         f"b.group_key, NULL::VARCHAR AS bundle_id, NULL::VARCHAR AS member_path, "
         f"NULL::BIGINT AS line_no FROM base AS b JOIN hits AS h "

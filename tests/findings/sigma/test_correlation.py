@@ -123,3 +123,41 @@ detection:
     condition: keywords
 """
     assert len(_run(tmp_path, con, rule)["kw"]) == 1
+
+
+def test_not_filter_on_an_absent_field_keeps_the_row(tmp_path: Path) -> None:
+    con = empty_events()
+    _insert(con, 0, ip="203.0.113.9", user="admin", minute=0)
+    rule = HEAD.format(title="nf", id="dddddddd-0000-4000-8000-000000000001", name="nf") + """
+logsource: {product: windows, service: security}
+detection:
+    selection: {TargetUserName: admin}
+    filter: {ParentImage|endswith: '\\\\explorer.exe'}
+    condition: selection and not filter
+"""
+    assert len(_run(tmp_path, con, rule)["nf"]) == 1
+
+
+def test_temporal_needs_every_rule_in_the_window(tmp_path: Path) -> None:
+    con = empty_events()
+    success = HEAD.format(title="Logon", id="eeeeeeee-0000-4000-8000-000000000001",
+                          name="logon") + """\
+logsource: {product: windows, service: security}
+detection:
+    selection: {EventID: 4624}
+    condition: selection
+"""
+    temporal = HEAD.format(title="Fail then logon", id="eeeeeeee-0000-4000-8000-000000000002",
+                           name="fail_logon") + """\
+correlation:
+    type: temporal
+    rules: [failed_logon, logon]
+    group-by: [IpAddress]
+    timespan: 10m
+"""
+    _insert(con, 0, ip="203.0.113.9", user="admin", minute=0)
+    _insert(con, 1, ip="203.0.113.9", user="admin", minute=3, eid=4624)
+    _insert(con, 2, ip="198.51.100.1", user="admin", minute=0)
+    _insert(con, 3, ip="198.51.100.1", user="admin", minute=30, eid=4624)  # too late
+    out = _run(tmp_path, con, FAILED_LOGON, success, temporal)
+    assert [r[0] for r in out["Fail then logon"]] == ["uid-0", "uid-1"]
