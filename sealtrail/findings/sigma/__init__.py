@@ -55,7 +55,7 @@ def event_sql(rule: SigmaRule) -> tuple[str, frozenset, frozenset]:
     """The WHERE of one single-event rule and its routing (needs, sources)."""
     ls = rule.logsource
     where = route(ls.product, ls.category, ls.service)
-    return (f"{where.where} AND ({detection_sql(rule, windows=where.windows)})",
+    return (f"{where.where} AND ({detection_sql(rule, windows=where.windows, needs=where.needs)})",
             where.needs, where.sources)
 
 

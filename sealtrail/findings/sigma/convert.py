@@ -43,12 +43,13 @@ class DuckDBSigma(sqliteBackend):
     field_exists_expression: ClassVar[str] = "{field} IS NOT NULL"
     re_expression: ClassVar[str] = "regexp_matches({field}, '{regex}')"
 
-    def __init__(self, *, windows: bool) -> None:
+    def __init__(self, *, windows: bool, needs: frozenset = frozenset()) -> None:
         super().__init__()
         self.windows = windows
+        self.needs = needs
 
     def escape_and_quote_field(self, field_name: str) -> str:
-        return field_sql(field_name, windows=self.windows)
+        return field_sql(field_name, windows=self.windows, needs=self.needs)
 
     def _pattern(self, value: SigmaString) -> str:
         return self.convert_value_str(value, ConversionState(), no_quote=True)
@@ -92,13 +93,13 @@ class DuckDBSigma(sqliteBackend):
         return self._keyword(str(cond.value))
 
 
-def detection_sql(rule: SigmaRule, *, windows: bool) -> str:
+def detection_sql(rule: SigmaRule, *, windows: bool, needs: frozenset = frozenset()) -> str:
     """The WHERE condition of a rule's detection (its conditions OR-ed).
 
     Raises:
         SigmaError, NotImplementedError, UnknownField: the rule cannot be converted.
     """
-    backend = DuckDBSigma(windows=windows)
+    backend = DuckDBSigma(windows=windows, needs=needs)
     parts = []
     for cond in rule.detection.parsed_condition:
         result = backend.convert_condition(cond.parsed, ConversionState())
