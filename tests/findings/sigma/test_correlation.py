@@ -19,29 +19,38 @@ status: test
 level: high
 author: Test Author
 """
-FAILED_LOGON = HEAD.format(title="Failed logon", id="aaaaaaaa-0000-4000-8000-000000000001",
-                           name="failed_logon") + """\
-logsource: {product: windows, service: security}
+
+
+def security_rule(title: str, rule_id: str, name: str, event_id: int) -> str:
+    """A Security rule selecting one event id."""
+    return HEAD.format(title=title, id=rule_id, name=name) + f"""\
+logsource: {{product: windows, service: security}}
 detection:
-    selection: {EventID: 4625}
+    selection: {{EventID: {event_id}}}
     condition: selection
 """
-BRUTE = HEAD.format(title="Brute force", id="aaaaaaaa-0000-4000-8000-000000000002",
-                    name="brute") + """correlation:
-    type: event_count
+
+
+FAILED_LOGON = security_rule("Failed logon", "aaaaaaaa-0000-4000-8000-000000000001",
+                             "failed_logon", 4625)
+
+
+def over_failed_logons(title: str, rule_id: str, kind: str, condition: str) -> str:
+    """A correlation of ``kind`` over FAILED_LOGON by IpAddress within 5 minutes."""
+    return HEAD.format(title=title, id=rule_id, name=title.lower().replace(" ", "_")) + f"""\
+correlation:
+    type: {kind}
     rules: [failed_logon]
     group-by: [IpAddress]
     timespan: 5m
-    condition: {gte: 3}
+    condition: {condition}
 """
-SPRAY = HEAD.format(title="Spray", id="aaaaaaaa-0000-4000-8000-000000000003",
-                    name="spray") + """correlation:
-    type: value_count
-    rules: [failed_logon]
-    group-by: [IpAddress]
-    timespan: 5m
-    condition: {gte: 2, field: TargetUserName}
-"""
+
+
+BRUTE = over_failed_logons("Brute force", "aaaaaaaa-0000-4000-8000-000000000002", "event_count",
+                           "{gte: 3}")
+SPRAY = over_failed_logons("Spray", "aaaaaaaa-0000-4000-8000-000000000003", "value_count",
+                           "{gte: 2, field: TargetUserName}")
 
 
 def _insert(con: duckdb.DuckDBPyConnection, n: int, *, ip: str, user: str, minute: int,
@@ -140,13 +149,7 @@ detection:
 
 def test_temporal_needs_every_rule_in_the_window(tmp_path: Path) -> None:
     con = empty_events()
-    success = HEAD.format(title="Logon", id="eeeeeeee-0000-4000-8000-000000000001",
-                          name="logon") + """\
-logsource: {product: windows, service: security}
-detection:
-    selection: {EventID: 4624}
-    condition: selection
-"""
+    success = security_rule("Logon", "eeeeeeee-0000-4000-8000-000000000001", "logon", 4624)
     temporal = HEAD.format(title="Fail then logon", id="eeeeeeee-0000-4000-8000-000000000002",
                            name="fail_logon") + """\
 correlation:
