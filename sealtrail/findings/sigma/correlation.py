@@ -28,7 +28,7 @@ from sigma.correlations import (
 )
 from sigma.rule import SigmaRule
 
-from sealtrail.findings.sigma.fields import VIEW, field_sql
+from sealtrail.findings.sigma.fields import VIEW, field_sql, sql_literal
 from sealtrail.findings.sigma.logsource import route
 
 _OPS = {
@@ -71,7 +71,8 @@ def _base(corr: SigmaCorrelationRule, event_sql: EventSql) -> tuple[str, frozens
         sources |= rule_sources
         ls = rule.logsource
         windows = route(ls.product, ls.category, ls.service).windows
-        keys = [f"'{g}=' || coalesce({_field_for(corr, g, ref, windows)}, '')" for g in groups]
+        keys = [f"{sql_literal(g + '=')} || coalesce({_field_for(corr, g, ref, windows)}, '')"
+                for g in groups]
         key = " || ', ' || ".join(keys) if keys else "NULL::VARCHAR"
         fieldref = corr.condition.fieldref
         value = (_field_for(corr, fieldref, ref, windows)

@@ -89,14 +89,15 @@ class UnknownField(ValueError):
     """A field no column or attribute of ours holds (the rule fails with this reason)."""
 
 
-def _lit(text: str) -> str:
+def sql_literal(text: str) -> str:
+    """``text`` as a SQL string literal (quotes doubled; DuckDB keeps backslashes as they are)."""
     return "'" + text.replace("'", "''") + "'"
 
 
 def _evtx_key(key: str) -> str:
     """The raw value of one EventData/UserData key, as text."""
-    path = _lit(f'$.EventData."{key}"')
-    user_data = _lit(f'$.UserData.*."{key}"')
+    path = sql_literal(f'$.EventData."{key}"')
+    user_data = sql_literal(f'$.UserData.*."{key}"')
     return (f"coalesce(json_extract_string(attributes, {path}), "
             f"json_extract_string(attributes, {user_data})[1])")
 
@@ -104,7 +105,7 @@ def _evtx_key(key: str) -> str:
 def evtx_sql(name: str) -> str:
     """SQL for a Windows field over the view's ``attributes`` (with the renames)."""
     plain = _evtx_key(name)
-    cases = [f"WHEN channel = {_lit(ch)} AND event_id = {eid} THEN {_evtx_key(keys[name])}"
+    cases = [f"WHEN channel = {sql_literal(ch)} AND event_id = {eid} THEN {_evtx_key(keys[name])}"
              for (ch, eid), keys in EVTX_RENAMES.items() if name in keys]
     return f"CASE {' '.join(cases)} ELSE {plain} END" if cases else plain
 

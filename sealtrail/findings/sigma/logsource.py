@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from sealtrail.findings.sigma.fields import sql_literal
+
 SECURITY = "Security"
 SYSTEM = "System"
 SYSMON = "Microsoft-Windows-Sysmon/Operational"
@@ -133,14 +135,10 @@ class UnmappedLogsource(ValueError):
     """A logsource none of the tables above knows."""
 
 
-def _lit(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
-
-
 def _pairs_sql(pairs: frozenset[tuple[str | None, int | None]]) -> str:
     parts = []
     for channel, eid in sorted(pairs, key=lambda p: (p[0] or "", p[1] or -1)):
-        cond = [f"channel = {_lit(channel)}"] if channel else []
+        cond = [f"channel = {sql_literal(channel)}"] if channel else []
         cond += [f"event_id = {eid}"] if eid is not None else []
         parts.append("(" + " AND ".join(cond) + ")")
     return "(source = 'winevtx' AND (" + " OR ".join(parts) + "))"
@@ -174,7 +172,7 @@ def route(product: str | None, category: str | None, service: str | None) -> Rou
         if key not in LINUX:
             raise UnmappedLogsource(f"logsource {label}: no mapping for this Linux log")
         src = LINUX[key]
-        where = "source IN (" + ", ".join(map(_lit, src.sources)) + ")"
+        where = "source IN (" + ", ".join(map(sql_literal, src.sources)) + ")"
         if src.where:
             where = f"({where} AND {src.where})"
         return Route(where, sources=frozenset(src.sources), windows=False)
