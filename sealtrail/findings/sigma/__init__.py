@@ -23,7 +23,7 @@ from sealtrail.findings.sigma import correlation
 from sealtrail.findings.sigma.convert import detection_sql
 from sealtrail.findings.sigma.fields import VIEW, UnknownField, view_sql
 from sealtrail.findings.sigma.load import Loaded, load, one_line, source_of
-from sealtrail.findings.sigma.logsource import UnmappedLogsource, route
+from sealtrail.findings.sigma.logsource import Route, UnmappedLogsource, route
 
 #: The evidence columns of the contract, read from the view.
 EVIDENCE = ('event_uid, ts, host, "user" AS user_name, src_ip, {group} AS group_key, '
@@ -51,22 +51,29 @@ def meta(rule: SigmaRule | SigmaCorrelationRule, path: Path) -> RuleMeta:
     )
 
 
-def event_sql(rule: SigmaRule) -> tuple[str, frozenset, frozenset]:
-    """The WHERE of one single-event rule and its routing (needs, sources)."""
+def event_sql(rule: SigmaRule) -> tuple[Route, str]:
+    """The route of one single-event rule and its detection (a WHERE over the route's view)."""
     ls = rule.logsource
     where = route(ls.product, ls.category, ls.service)
-    return (f"{where.where} AND ({detection_sql(rule, windows=where.windows, needs=where.needs)})",
-            where.needs, where.sources)
+    return where, detection_sql(rule, windows=where.windows, needs=where.needs)
 
 
-def _compile(item: Loaded, whole) -> CompiledRule:
+def _compile(item: Loaded, views: dict[str, str]) -> CompiledRule:
+    """One rule; the views of the routes it reads are added to ``views``."""
     rule = item.rule
     if isinstance(rule, SigmaCorrelationRule):
-        sql, needs, sources = correlation.correlation_sql(rule, whole, event_sql)
-        return CompiledRule(meta(rule, item.path), sql, "correlation", needs, sources)
-    where, needs, sources = event_sql(rule)
-    sql = f"SELECT {EVIDENCE.format(group='NULL::VARCHAR')} FROM {VIEW} WHERE {where}"
-    return CompiledRule(meta(rule, item.path), sql, "event", needs, sources)
+        sql, routes = correlation.correlation_sql(rule, event_sql)
+        kind = "correlation"
+    else:
+        where, detection = event_sql(rule)
+        sql = (f"SELECT {EVIDENCE.format(group='NULL::VARCHAR')} FROM {where.view} "
+               f"WHERE {detection}")
+        routes, kind = [where], "event"
+    for where in routes:
+        views[where.view] = where.view_sql()
+    return CompiledRule(meta(rule, item.path), sql, kind,
+                        frozenset().union(*(w.needs for w in routes)),
+                        frozenset().union(*(w.sources for w in routes)))
 
 
 def _selected(rule: SigmaRule | SigmaCorrelationRule, levels: set[str] | None,
@@ -85,20 +92,24 @@ def sigma_source(paths: Sequence[Path], *, levels: set[str] | None,
     failure whatever the filters (its level is unknown).
     """
     loaded, failures, whole = load(paths)
+    unresolved: dict[int, str] = {}  # id(correlation) -> why its rules cannot be found
     for item in loaded:  # first, so that base rules know they are part of a correlation
         if isinstance(item.rule, SigmaCorrelationRule):
             try:
                 item.rule.resolve_rule_references(whole)
-            except CONVERSION_ERRORS:
-                pass  # reported when the correlation is compiled
+            except CONVERSION_ERRORS as exc:
+                unresolved[id(item.rule)] = one_line(exc)
     rules: list[CompiledRule] = []
+    views = {VIEW: view_sql()}  # then one view per logsource, over this one
     for item in loaded:
         if not _selected(item.rule, levels, statuses) or not getattr(item.rule, "_output", True):
             continue  # filtered out, or a correlation's base rule that does not stand alone
         try:
-            rules.append(_compile(item, whole))
+            if id(item.rule) in unresolved:
+                raise ValueError(unresolved[id(item.rule)])
+            rules.append(_compile(item, views))
         except CONVERSION_ERRORS as exc:
             failures.append(RuleFailure(str(item.rule.id or item.path.stem),
                                         item.rule.title or item.path.name,
                                         source_of(item.path), one_line(exc)))
-    return RuleSource("sigma", {VIEW: view_sql()}, tuple(rules), tuple(failures))
+    return RuleSource("sigma", views, tuple(rules), tuple(failures))

@@ -28,8 +28,8 @@ from sigma.correlations import (
 )
 from sigma.rule import SigmaRule
 
-from sealtrail.findings.sigma.fields import VIEW, field_sql, sql_literal
-from sealtrail.findings.sigma.logsource import route
+from sealtrail.findings.sigma.fields import field_sql, sql_literal
+from sealtrail.findings.sigma.logsource import Route
 
 _OPS = {
     SigmaCorrelationConditionOperator.LT: "<",
@@ -45,7 +45,7 @@ _MEASURE = {
     SigmaCorrelationType.TEMPORAL: "count(DISTINCT r)",
 }
 
-EventSql = Callable[[SigmaRule], tuple[str, frozenset, frozenset]]
+EventSql = Callable[[SigmaRule], tuple[Route, str]]
 
 
 def _field_for(corr: SigmaCorrelationRule, name: str, ref, windows: bool) -> str:
@@ -59,31 +59,28 @@ def _field_for(corr: SigmaCorrelationRule, name: str, ref, windows: bool) -> str
     return f"CAST({field_sql(name, windows=windows)} AS VARCHAR)"
 
 
-def _base(corr: SigmaCorrelationRule, event_sql: EventSql) -> tuple[str, frozenset, frozenset]:
+def _base(corr: SigmaCorrelationRule, event_sql: EventSql) -> tuple[str, list[Route]]:
     groups = corr.group_by or []
-    selects, needs, sources = [], set(), set()
+    selects, routes = [], []
     for i, ref in enumerate(corr.referenced_rules):
         rule = ref.rule
         if not isinstance(rule, SigmaRule):
             raise NotImplementedError("a correlation over a correlation")
-        where, rule_needs, rule_sources = event_sql(rule)
-        needs |= rule_needs
-        sources |= rule_sources
-        ls = rule.logsource
-        windows = route(ls.product, ls.category, ls.service).windows
-        keys = [f"{sql_literal(g + '=')} || coalesce({_field_for(corr, g, ref, windows)}, '')"
+        where, detection = event_sql(rule)
+        routes.append(where)
+        keys = [f"{sql_literal(g + '=')} || coalesce({_field_for(corr, g, ref, where.windows)}, '')"
                 for g in groups]
         key = " || ', ' || ".join(keys) if keys else "NULL::VARCHAR"
         fieldref = corr.condition.fieldref
-        value = (_field_for(corr, fieldref, ref, windows)
+        value = (_field_for(corr, fieldref, ref, where.windows)
                  if isinstance(fieldref, str) else "NULL::VARCHAR")
         selects.append(f'SELECT event_uid, ts, host, "user", src_ip, {key} AS group_key, '
-                       f"{value} AS v, {i} AS r FROM {VIEW} WHERE {where}")
-    return " UNION ALL ".join(selects), frozenset(needs), frozenset(sources)
+                       f"{value} AS v, {i} AS r FROM {where.view} WHERE {detection}")
+    return " UNION ALL ".join(selects), routes
 
 
-def correlation_sql(corr: SigmaCorrelationRule, whole,
-                    event_sql: EventSql) -> tuple[str, frozenset, frozenset]:
+def correlation_sql(corr: SigmaCorrelationRule,
+                    event_sql: EventSql) -> tuple[str, list[Route]]:
     """SQL returning the evidence rows of the groups that meet the correlation's condition.
 
     Raises:
@@ -96,8 +93,7 @@ def correlation_sql(corr: SigmaCorrelationRule, whole,
     if corr.type is SigmaCorrelationType.VALUE_COUNT and not isinstance(
             corr.condition.fieldref, str):
         raise NotImplementedError("value_count needs one condition field")
-    corr.resolve_rule_references(whole)
-    base, needs, sources = _base(corr, event_sql)
+    base, routes = _base(corr, event_sql)
     condition = corr.condition  # temporal without one: pySigma's "gte: number of rules"
     span = f"INTERVAL {int(corr.timespan.seconds)} SECOND"
     measure = _MEASURE[corr.type]
@@ -112,4 +108,4 @@ def correlation_sql(corr: SigmaCorrelationRule, whole,
         f"NULL::BIGINT AS line_no FROM base AS b JOIN hits AS h "
         f"ON b.group_key IS NOT DISTINCT FROM h.group_key "
         f"AND b.ts BETWEEN h.end_ts - {span} AND h.end_ts")
-    return sql, needs, sources
+    return sql, routes

@@ -10,9 +10,10 @@ applicable. A logsource absent from these tables cannot be mapped: the rule fail
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
-from sealtrail.findings.sigma.fields import sql_literal
+from sealtrail.findings.sigma.fields import VIEW, sql_literal
 
 SECURITY = "Security"
 SYSTEM = "System"
@@ -123,12 +124,25 @@ LINUX: dict[str, LinuxSource] = {
 
 @dataclass(frozen=True, slots=True)
 class Route:
-    """Where a rule's events are: the SQL condition and the engine's routing values."""
+    """Where a rule's events are: the SQL condition and the engine's routing values.
 
+    ``view`` names the view of these rows (``sigma_<product>_<category>_<service>``) that the
+    rules of this logsource read.
+    """
+
+    view: str
     where: str
     needs: frozenset[tuple[str | None, int | None]] = frozenset()
     sources: frozenset[str] = frozenset()
     windows: bool = True
+
+    def view_sql(self) -> str:
+        return f"SELECT * FROM {VIEW} WHERE {self.where}"  # noqa: S608 - our constants
+
+
+def _view_name(*parts: str | None) -> str:
+    return "sigma_" + "_".join(re.sub(r"[^a-z0-9]+", "_", p.lower()).strip("_")
+                               for p in parts if p)
 
 
 class UnmappedLogsource(ValueError):
@@ -151,6 +165,7 @@ def route(product: str | None, category: str | None, service: str | None) -> Rou
         UnmappedLogsource: with the logsource spelled out.
     """
     label = f"product={product} category={category} service={service}"
+    view = _view_name(product, category, service)
     if product == "windows":
         pairs: set[tuple[str | None, int | None]] = set()
         if category:
@@ -166,7 +181,7 @@ def route(product: str | None, category: str | None, service: str | None) -> Rou
         if not pairs:
             raise UnmappedLogsource(f"logsource {label}: neither category nor service")
         needs = frozenset(pairs)
-        return Route(_pairs_sql(needs), needs=needs)
+        return Route(view, _pairs_sql(needs), needs=needs)
     if product == "linux":
         key = service or category or "syslog"
         if key not in LINUX:
@@ -175,5 +190,5 @@ def route(product: str | None, category: str | None, service: str | None) -> Rou
         where = "source IN (" + ", ".join(map(sql_literal, src.sources)) + ")"
         if src.where:
             where = f"({where} AND {src.where})"
-        return Route(where, sources=frozenset(src.sources), windows=False)
+        return Route(view, where, sources=frozenset(src.sources), windows=False)
     raise UnmappedLogsource(f"logsource {label}: only windows and linux products are mapped")

@@ -164,3 +164,11 @@ correlation:
     _insert(con, 3, ip="198.51.100.1", user="admin", minute=30, eid=4624)  # too late
     out = _run(tmp_path, con, FAILED_LOGON, success, temporal)
     assert [r[0] for r in out["Fail then logon"]] == ["uid-0", "uid-1"]
+
+
+def test_correlation_over_a_missing_rule_fails_naming_it(tmp_path: Path) -> None:
+    (tmp_path / "brute.yml").write_text(BRUTE, encoding="utf-8")
+    source = sigma_source([tmp_path], levels=None, statuses=None)
+    [failure] = source.failures
+    assert failure.title == "Brute force"
+    assert "failed_logon" in failure.reason
