@@ -9,12 +9,9 @@ import duckdb
 import pytest
 
 from fixtures.restore_mtimes import restore_mtimes
-from sealtrail.analysis.ingest import ingest_case
-from sealtrail.custody.case import Case
 from sealtrail.findings.sigma import sigma_source
 from tests.analysis.conftest import WEB01
-from tests.conftest import collect
-from tests.findings.sigma.helpers import create_views, ensure_event_uid
+from tests.findings.sigma.helpers import create_views, ingested_db
 
 HEAD = """title: {title}
 id: {id}
@@ -26,18 +23,11 @@ author: Test Author
 
 @pytest.fixture(scope="module")
 def web01_db(tmp_path_factory: pytest.TempPathFactory) -> duckdb.DuckDBPyConnection:
-    from sealtrail.custody.keys import SigningKey
-
     root = tmp_path_factory.mktemp("web01")
     host = root / "web01"
     shutil.copytree(WEB01, host, symlinks=True)
     restore_mtimes(host, WEB01.parent / "web01.truth.json")
-    key = SigningKey.generate("alice")
-    case = Case.init(root / "case", title="web01", examiner="Alice", key=key)
-    collect(case, key, host, paths=("var/log/**",))
-    ingest_case(case, key, pinned=[key.public], workers=2)
-    con = duckdb.connect(str(case.root / "analysis.duckdb"))
-    ensure_event_uid(con)
+    con = ingested_db(root, host, "var/log/**")
     yield con
     con.close()
 

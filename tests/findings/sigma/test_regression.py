@@ -13,12 +13,8 @@ import duckdb
 import pytest
 import yaml
 
-from sealtrail.analysis.ingest import ingest_case
-from sealtrail.custody.case import Case
-from sealtrail.custody.keys import SigningKey
 from sealtrail.findings.sigma import sigma_source
-from tests.conftest import collect
-from tests.findings.sigma.helpers import create_views, ensure_event_uid
+from tests.findings.sigma.helpers import create_views, ingested_db
 from tests.shared_data import ABSENT, sigma_dir, sigma_path
 
 REGRESSION = "regression_data/rules"
@@ -54,12 +50,7 @@ def regression_db(tmp_path_factory: pytest.TempPathFactory) -> duckdb.DuckDBPyCo
         target = host / "evtx" / evtx.relative_to(folder)
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(evtx, target)
-    key = SigningKey.generate("alice")
-    case = Case.init(root / "case", title="sigma regression", examiner="Alice", key=key)
-    collect(case, key, host, paths=("evtx/**",))
-    ingest_case(case, key, pinned=[key.public], workers=2)
-    con = duckdb.connect(str(case.root / "analysis.duckdb"))
-    ensure_event_uid(con)
+    con = ingested_db(root, host, "evtx/**")
     yield con
     con.close()
 
