@@ -1,7 +1,8 @@
 """The one place tests find data that lives outside the project (../shared).
 
 ``SEALTRAIL_UPSTREAM`` names the upstream fixtures folder (default ``../shared/fixtures/upstream``
-beside the checkout); the vectors folder is ``SEALTRAIL_VECTORS`` (default ``../shared/vectors``).
+beside the checkout); the vectors folder is ``SEALTRAIL_VECTORS`` (default ``../shared/vectors``);
+the SigmaHQ rules and regression data ``SEALTRAIL_SIGMA`` (default ``../shared/fixtures/sigma``).
 Tests that need them call ``upstream_path``/``vector_path``, which skip with the reason when the
 folder is absent. Nothing is copied into the project.
 
@@ -42,6 +43,10 @@ def vectors_dir() -> Path:
     return _folder("SEALTRAIL_VECTORS", _CHECKOUT.parent / "shared" / "vectors")
 
 
+def sigma_dir() -> Path:
+    return _folder("SEALTRAIL_SIGMA", _CHECKOUT.parent / "shared" / "fixtures" / "sigma")
+
+
 def shared_required() -> bool:
     """Whether absent shared data fails the test instead of skipping it."""
     return os.environ.get(REQUIRE_SHARED, "") not in ("", "0")
@@ -71,6 +76,11 @@ def _require(base: Path, env: str, relative: str) -> Path:
 def upstream_path(relative: str) -> Path:
     """Path of an upstream fixture, or skip (fail under the switch) naming what is missing."""
     return _require(upstream_dir(), "SEALTRAIL_UPSTREAM", relative)
+
+
+def sigma_path(relative: str) -> Path:
+    """Path in the SigmaHQ fixtures (rules, regression data), or skip (fail) naming it."""
+    return _require(sigma_dir(), "SEALTRAIL_SIGMA", relative)
 
 
 def vector_path(relative: str) -> Path:
