@@ -22,7 +22,6 @@ Order:
 
 from __future__ import annotations
 
-import hashlib
 import shutil
 import tempfile
 import time
@@ -43,7 +42,7 @@ from sealtrail.analysis.parsers.evtx_windows import record_from_json
 from sealtrail.analysis.parsers.registry import REGISTRY
 from sealtrail.analysis.sandbox import WorkerPool, default_timeout
 from sealtrail.analysis.schema import ARTIFACT_COLUMNS, EVENT_COLUMNS, INGEST_ERROR_COLUMNS
-from sealtrail.analysis.store import DATABASE_NAME, CaseDatabase, parquet_source
+from sealtrail.analysis.store import DATABASE_NAME, CaseDatabase, file_sha256, parquet_source
 from sealtrail.analysis.worker import MemberResult, MemberTask, item_rows
 from sealtrail.custody.bundle_reader import BundleFile
 from sealtrail.custody.canonical import json_text
@@ -211,7 +210,7 @@ def ingest_case(
                 else:
                     db.sort_events()
         report.database = str(db_path)
-        report.database_sha256 = _sha256_file(db_path)
+        report.database_sha256 = file_sha256(db_path)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     report.seconds = time.monotonic() - started
@@ -394,10 +393,3 @@ def _account(task: MemberTask, result: MemberResult,
     return MemberAccount(task.bundle_id, task.source_path, result.parser, seen, loaded,
                          rejected, result.failure)
 
-
-def _sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while chunk := handle.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
