@@ -243,7 +243,9 @@ def _replace_findings(db: CaseDatabase, rule: CompiledRule, run_id: str) -> None
         SELECT {fid} AS finding_id, ?, ?, ?, ?, ?::VARCHAR[], ?::VARCHAR[], min(ts), max(ts),
                host, user_name, src_ip, group_key,
                concat(?, ': ', count(DISTINCT coalesce(event_uid,
-                      bundle_id || member_path || line_no)), ' evidence rows',
+                      bundle_id || member_path || line_no)),
+                      CASE WHEN count(DISTINCT coalesce(event_uid, bundle_id || member_path
+                           || line_no)) = 1 THEN ' evidence row' ELSE ' evidence rows' END,
                       CASE WHEN user_name IS NOT NULL THEN ', account ' || user_name END,
                       CASE WHEN src_ip IS NOT NULL THEN ', from ' || src_ip END,
                       CASE WHEN group_key IS NOT NULL THEN ', ' || group_key END,

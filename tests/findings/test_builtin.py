@@ -118,3 +118,13 @@ def test_rule_files_ship_in_the_wheel_and_load_from_it(tmp_path):
                          text=True, env={"PYTHONPATH": str(wheel), "PATH": "/usr/bin:/bin"},
                          cwd=tmp_path).stdout.splitlines()
     assert out[0].startswith(str(wheel)) and int(out[1]) == len(rule_files())
+
+
+def test_docs_rules_md_has_a_row_for_every_rule_with_its_level():
+    text = (ROOT / "docs" / "rules.md").read_text()
+    rows = {line.split(" | ")[0].strip("| `"): line for line in text.splitlines()
+            if line.startswith("| `sealtrail-")}
+    rules = {r.meta.rule_id: r.meta for r in load_builtin().rules}
+    assert rows.keys() == rules.keys()
+    for rule_id, meta in rules.items():
+        assert f"| {meta.title} | {meta.level} |" in rows[rule_id]
