@@ -204,6 +204,17 @@ class CaseDatabase:
         except duckdb.Error as exc:
             raise AnalysisError(f"loading events failed: {str(exc).splitlines()[0]}") from exc
 
+    def check_one_select(self, sql: str) -> None:
+        """Raise ``AnalysisError`` unless ``sql`` is exactly one SELECT statement (SQL that is
+        run inside another statement, such as a rule's, must not carry a second one)."""
+        try:
+            statements = self.conn.extract_statements(sql)
+        except duckdb.Error as exc:
+            raise AnalysisError(f"query failed: {str(exc).splitlines()[0]}") from exc
+        kinds = [s.type.name for s in statements]
+        if kinds != ["SELECT"]:
+            raise AnalysisError(f"not one SELECT statement: {', '.join(kinds) or 'nothing'}")
+
     def create_temp_table(self, name: str, select: str) -> None:
         """A temporary table of a SELECT's rows (gone with the connection, or ``drop_table``)."""
         if not name.isidentifier():

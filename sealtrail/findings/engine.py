@@ -9,7 +9,8 @@ Order:
    table holding only the group's rows (a temporary table shadows the case's table of the same
    name), so a rule reads its partition, not the whole timeline. Rules without routing read the
    whole table. A rule whose SQL fails, or returns other columns than the contract's, is
-   ``failed`` with DuckDB's reason; the others go on.
+   ``failed`` with DuckDB's reason; the others go on. A rule's SQL (and a view's) must be one
+   SELECT: a second statement hidden after a semicolon would run with write access.
 4. A rule's rows become findings, one per (rule, host, user_name, src_ip, group_key), with ids
    derived from those values, and their evidence; findings the rule made in an earlier run are
    replaced. Marks from the ledger (``finding_marked``) are applied to the ids they name.
@@ -194,6 +195,7 @@ def _create_views(db: CaseDatabase, source: RuleSource) -> str | None:
         if not name.isidentifier():
             return f"view name {name!r} is not an identifier"
         try:
+            db.check_one_select(select)
             db.execute(f"CREATE OR REPLACE TEMP VIEW {name} AS {select}")
         except AnalysisError as exc:
             return f"view {name} of {source.name}: {exc}"
@@ -209,6 +211,7 @@ def _run_one(db: CaseDatabase, rule: CompiledRule, run_id: str) -> RuleOutcome:
                            round(time.perf_counter() - started, 6))
 
     try:
+        db.check_one_select(rule.sql)
         db.execute(f"CREATE OR REPLACE TEMP TABLE {_ROWS} AS {rule.sql}")
     except AnalysisError as exc:
         return ended("failed", str(exc))

@@ -61,6 +61,7 @@ def test_failing_rules_are_reported_and_the_others_run(small_db):
             rule("bad-sql", "SELECT * FROM nowhere"),
             rule("bad-columns", "SELECT event_uid, ts FROM events"),
             rule("good", per_user("source = 'syslog'")),
+            rule("two-statements", per_user() + "; DROP TABLE events"),
         ), failures=(RuleFailure("unparsed", "x", "test", "not YAML"),)),
         RuleSource("v", views={"broken_view": "SELECT nope FROM events"},
                    rules=(rule("uses-view", "SELECT * FROM broken_view"),)),
@@ -71,10 +72,12 @@ def test_failing_rules_are_reported_and_the_others_run(small_db):
     assert got["bad-columns"][1].startswith("returns columns event_uid, ts; the contract's")
     assert got["unparsed"] == ("failed", "not YAML", None)
     assert got["uses-view"][0] == "failed" and "view broken_view of v" in got["uses-view"][1]
+    assert got["two-statements"] == ("failed", "not one SELECT statement: SELECT, DROP", None)
+    assert small_db.execute("SELECT count(*) FROM events")[1][0][0] == 6
     assert got["good"] == ("matched", None, 3)
-    assert report.counts() == {"matched": 1, "no_match": 0, "not_applicable": 0, "failed": 4}
+    assert report.counts() == {"matched": 1, "no_match": 0, "not_applicable": 0, "failed": 5}
     outcome_rows = small_db.execute("SELECT count(*) FROM rule_outcomes WHERE run_id = 'run1'")
-    assert outcome_rows[1][0][0] == 5
+    assert outcome_rows[1][0][0] == 6
 
 
 def test_findings_group_by_rule_host_user_address_with_the_same_ids_every_run(small_db):
