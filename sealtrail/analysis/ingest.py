@@ -64,17 +64,18 @@ _EVTX_ROWS = "evtx_rows"  # temporary table of a bundle's EVTX records read in S
 
 
 class IngestRefused(AnalysisError):
-    """The case failed verification and ``force`` was not given (CLI exit status 1)."""
+    """The case failed verification and ``force`` was not given (CLI exit status 1); also
+    raised by the other steps that read verified evidence (``action``: scan, analyze)."""
 
     exit_code = 1
 
-    def __init__(self, problems: Sequence[CustodyError]) -> None:
+    def __init__(self, problems: Sequence[CustodyError], action: str = "ingest") -> None:
         self.problems = list(problems)
         more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
         super().__init__(
-            f"refusing to ingest evidence that fails verification: {problems[0]}{more}; "
-            "run 'sealtrail verify' for the details, or --force to ingest anyway (recorded "
-            "in the ledger)"
+            f"refusing to {action} evidence that fails verification: {problems[0]}{more}; "
+            f"run 'sealtrail verify' for the details, or --force to {action} anyway "
+            "(recorded in the ledger)"
         )
 
 

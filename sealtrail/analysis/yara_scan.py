@@ -146,7 +146,7 @@ def scan_case(case: Case, key: SigningKey, rules_path: Path, *,
     report = ScanReport(rules=compile_rules(rules_path))
     verification = check_case(case.root, pinned)
     if not verification.ok and not force:
-        raise IngestRefused(verification.problems)
+        raise IngestRefused(verification.problems, action="scan")
     scanned_at = datetime.now(UTC)
     scratch = Path(tempfile.mkdtemp(prefix=".scan-", dir=case.root))
     try:

@@ -22,11 +22,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from sealtrail.analysis.ingest import IngestRefused
 from sealtrail.analysis.store import DATABASE_NAME, CaseDatabase, file_sha256
 from sealtrail.custody.case import Case
 from sealtrail.custody.keys import PublicKey, SigningKey
 from sealtrail.custody.verify import check_case
-from sealtrail.errors import AnalysisError, CustodyError, SealtrailError, UsageError
+from sealtrail.errors import AnalysisError, SealtrailError, UsageError
 from sealtrail.findings import builtin
 from sealtrail.findings.engine import Marks, RunReport, run_rules
 from sealtrail.findings.model import LEVELS, STATUSES, RuleSource
@@ -35,20 +36,6 @@ from sealtrail.findings.tables import ensure_findings_tables, has_findings_table
 MARKS = {"false_positive", "confirmed"}
 DEFAULT_LEVELS = ("medium", "high", "critical")
 DEFAULT_STATUSES = ("stable", "test")
-
-
-class AnalyzeRefused(AnalysisError):
-    """The case failed verification and ``force`` was not given (CLI exit status 1)."""
-
-    exit_code = 1
-
-    def __init__(self, problems: Sequence[CustodyError]) -> None:
-        self.problems = list(problems)
-        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
-        super().__init__(
-            f"refusing to analyze evidence that fails verification: {problems[0]}{more}; "
-            "run 'sealtrail verify' for the details, or --force to analyze anyway (recorded "
-            "in the ledger)")
 
 
 class NothingRan(SealtrailError):
@@ -124,7 +111,7 @@ def analyze_case(case: Case, key: SigningKey, *, pinned: Sequence[PublicKey] = (
     ledger = case.writer(key)
     verification = check_case(case.root, pinned)
     if not verification.ok and not force:
-        raise AnalyzeRefused(verification.problems)
+        raise IngestRefused(verification.problems, action="analyze")
     db_path = case.root / DATABASE_NAME
     if not db_path.exists():
         raise AnalysisError(f"{db_path} does not exist: run 'sealtrail ingest' first")

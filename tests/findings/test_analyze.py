@@ -8,11 +8,12 @@ from pathlib import Path
 
 import pytest
 
+from sealtrail.analysis.ingest import IngestRefused
 from sealtrail.analysis.store import CaseDatabase
 from sealtrail.custody.case import Case
 from sealtrail.errors import AnalysisError, UsageError
 from sealtrail.findings import analyze as analyze_module
-from sealtrail.findings.analyze import AnalyzeRefused, analyze_case, mark_finding
+from sealtrail.findings.analyze import analyze_case, mark_finding
 from sealtrail.findings.listing import list_findings, show_finding, why_empty
 from tests.custody.tamper import flip_byte
 
@@ -66,7 +67,7 @@ def test_rerun_gives_the_same_ids_and_a_new_ledger_entry_and_keeps_marks(ingeste
 def test_analyze_refuses_a_case_that_fails_verification(ingested, keyring):
     bundle = next(ingested.bundles_dir.glob("*.stb"))
     flip_byte(bundle, "data/var/log/auth.log")
-    with pytest.raises(AnalyzeRefused, match="refusing to analyze evidence that fails"):
+    with pytest.raises(IngestRefused, match="refusing to analyze evidence that fails"):
         analyze_case(ingested, keyring.alice.key)
     report = analyze_case(ingested, keyring.alice.key, force=True)
     assert report.forced
