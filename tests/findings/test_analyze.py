@@ -4,18 +4,21 @@ every run, a ledger entry per run, marks that survive, and refusal of unverified
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
 
-from sealtrail.analysis.ingest import IngestRefused
+from sealtrail.analysis.ingest import IngestRefused, ingest_case
 from sealtrail.analysis.store import CaseDatabase
 from sealtrail.custody.case import Case
 from sealtrail.errors import AnalysisError, UsageError
 from sealtrail.findings import analyze as analyze_module
 from sealtrail.findings.analyze import analyze_case, mark_finding
 from sealtrail.findings.listing import list_findings, show_finding, why_empty
+from tests.conftest import collect
 from tests.custody.tamper import flip_byte
+from tests.shared_data import upstream_path
 
 TRUTH = Path(__file__).resolve().parents[2] / "fixtures" / "hosts" / "web01.truth.json"
 KEY = ("rule_id", "host", "user_name", "src_ip", "group_key")
@@ -96,3 +99,27 @@ def test_empty_result_says_why(tmp_path):
     with CaseDatabase(tmp_path / "analysis.duckdb") as db:
         assert why_empty(db) == ("no events in the case database: ingest the case's bundles "
                                  "first")
+
+
+WINDOWS_LOGS = ("smb-password-guessing-security.evtx", "security.evtx",
+                "metasploit-psexec-native-target-system.evtx", "new-user-security.evtx")
+
+
+def test_windows_rules_fire_on_upstream_security_and_system_logs(tmp_path, keyring):
+    host = tmp_path / "host"
+    for name in WINDOWS_LOGS:
+        (host / "logs").mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(upstream_path(f"evtx/{name}"), host / "logs" / name)
+    case = Case.init(tmp_path / "case", title="w", examiner="Alice", key=keyring.alice.key)
+    collect(case, keyring.alice.key, host, paths=("logs/**",))
+    ingest_case(case, keyring.alice.key, workers=1)
+    report = analyze_case(case, keyring.alice.key)
+    outcomes = {o.rule_id: o.outcome for o in report.run.outcomes}
+    got = {(f["rule_id"], f["src_ip"]) for f in produced(case)}
+    # an SMB password guessing run, Metasploit's getsystem service, cleared logs, a new user
+    assert ("sealtrail-windows-brute-force", "192.168.198.149") in got
+    assert outcomes["sealtrail-windows-suspicious-service"] == "matched"
+    assert outcomes["sealtrail-windows-log-cleared"] == "matched"
+    assert outcomes["sealtrail-account-created"] == "matched"
+    # Linux rules have no data here and say so
+    assert outcomes["sealtrail-ssh-brute-force"] == "not_applicable"

@@ -1,13 +1,14 @@
 /*
 id: sealtrail-windows-service-installed
 title: Windows service installed
-level: medium
+level: low
 status: stable
 tactics: [persistence, privilege-escalation]
 techniques: [T1543.003]
 description: >
   A service was installed (System 7045, Security 4697). One finding per host and service
-  name; PsExec's PSEXESVC shows up here too.
+  name and image; the suspicious ones are also reported by
+  sealtrail-windows-suspicious-service.
 false_positives:
   - software installs and updates, drivers
 author: sealtrail
