@@ -6,8 +6,9 @@ Order:
 2. Routing: the case's (channel, event_id) pairs and ``events.source`` values are counted once.
    A rule whose ``needs`` or ``sources`` match no rows is ``not_applicable`` and is not run.
 3. The other rules run grouped by their routing: for each group, ``events`` names a temporary
-   table holding only the group's rows (a temporary table shadows the case's table of the same
-   name), so a rule reads its partition, not the whole timeline. Rules without routing read the
+   table (or, for fewer than ``MATERIALIZE_AT`` rules, a view) holding only the group's rows (a
+   temporary object shadows the case's table of the same name), so a rule reads its partition,
+   not the whole timeline. Rules without routing read the
    whole table. A rule whose SQL fails, or returns other columns than the contract's, is
    ``failed`` with DuckDB's reason; the others go on. A rule's SQL (and a view's) must be one
    SELECT: a second statement hidden after a semicolon would run with write access.
@@ -25,6 +26,7 @@ what Sigma's wording calls converted: it ends as matched, no_match or not_applic
 from __future__ import annotations
 
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -36,7 +38,8 @@ from sealtrail.findings.model import EVIDENCE_COLUMNS, CompiledRule, RuleSource
 from sealtrail.findings.tables import ensure_findings_tables
 
 OUTCOMES = ("matched", "no_match", "not_applicable", "failed")
-_ROUTED = "events"  # the temporary table that shadows main.events while a group runs
+_ROUTED = "events"  # the temporary table or view that shadows the case's events while a group runs
+MATERIALIZE_AT = 4  # rules sharing a partition from which it is copied once instead of filtered
 _ROWS = "sealtrail_rule_rows"
 
 
@@ -165,21 +168,23 @@ def run_rules(db: CaseDatabase, sources: Sequence[RuleSource], run_id: str, *,
             else:
                 runnable.append((source.name, rule))
     runnable.sort(key=lambda item: _route_where(item[1]) or "")
+    sharing = Counter(_route_where(rule) for _, rule in runnable)
     current: str | None = None
+    routed: str | None = None  # what names the partition now: TABLE, VIEW or nothing
     try:
         for n, (_name, rule) in enumerate(runnable, 1):
             where = _route_where(rule)
             if where != current:
-                db.execute(f"DROP TABLE IF EXISTS temp.{_ROUTED}")
+                _unroute(db, routed)
+                routed = None
                 if where is not None:
-                    db.execute(f"CREATE TEMP TABLE {_ROUTED} AS SELECT * FROM main.events "  # noqa: S608 - WHERE built from the rule's routing, quoted
-                               f"WHERE {where}")
+                    routed = _route(db, where, materialize=sharing[where] >= MATERIALIZE_AT)
                 current = where
             report.outcomes.append(_run_one(db, rule, run_id))
             if progress:
                 progress(n, len(runnable))
     finally:
-        db.execute(f"DROP TABLE IF EXISTS temp.{_ROUTED}")
+        _unroute(db, routed)
         db.execute(f"DROP TABLE IF EXISTS temp.{_ROWS}")
     _forget_rules(db, [o for o in report.outcomes if o.outcome != "matched"])
     _apply_marks(db, marks or Marks())
@@ -188,6 +193,29 @@ def run_rules(db: CaseDatabase, sources: Sequence[RuleSource], run_id: str, *,
     report.finished = datetime.now(UTC)
     _record(db, report, rule_sets or {})
     return report
+
+
+def case_events(db: CaseDatabase) -> str:
+    """The case's events table named with its catalog: ``main.events`` would name the
+    temporary one (the temporary catalog has a ``main`` schema too)."""
+    catalog = db.execute("SELECT current_database()")[1][0][0]
+    return '"' + catalog.replace('"', '""') + '".main.events'
+
+
+def _route(db: CaseDatabase, where: str, *, materialize: bool) -> str:
+    """Make ``events`` name the partition ``where`` selects: a temporary table when several
+    rules read it (copied once, scanned by each), else a temporary view (the filter is pushed
+    into the rule's own scan; copying every column of a large partition for one rule costs
+    more than the rule)."""
+    kind = "TABLE" if materialize else "VIEW"
+    db.execute(f"CREATE TEMP {kind} {_ROUTED} AS SELECT * FROM {case_events(db)} "  # noqa: S608 - WHERE built from the rule's routing, quoted
+               f"WHERE {where}")
+    return kind
+
+
+def _unroute(db: CaseDatabase, kind: str | None) -> None:
+    if kind is not None:
+        db.execute(f"DROP {kind} IF EXISTS temp.{_ROUTED}")
 
 
 def _create_views(db: CaseDatabase, source: RuleSource) -> str | None:
@@ -240,7 +268,7 @@ def _replace_findings(db: CaseDatabase, rule: CompiledRule, run_id: str) -> None
         f"INSERT INTO finding_evidence SELECT DISTINCT {finding_id_sql(meta.rule_id, 'r.')} "  # noqa: S608 - SQL from constants and the quoted rule id
         f"AS finding_id, r.event_uid, "
         f"coalesce(r.bundle_id, e.bundle_id), coalesce(r.member_path, e.member_path), "
-        f"r.line_no FROM {_ROWS} r LEFT JOIN main.events e ON e.event_uid = r.event_uid")
+        f"r.line_no FROM {_ROWS} r LEFT JOIN {case_events(db)} e ON e.event_uid = r.event_uid")
     db.execute(
         f"""INSERT INTO findings
         SELECT {fid} AS finding_id, ?, ?, ?, ?, ?::VARCHAR[], ?::VARCHAR[], min(ts), max(ts),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from sealtrail.findings import engine
 from sealtrail.findings.engine import Marks, run_rules
 from sealtrail.findings.model import CompiledRule, RuleFailure, RuleMeta, RuleSource
 
@@ -124,3 +125,14 @@ def test_analysis_runs_row_counts_outcomes(small_db, outcome):
     assert row[0][0] == '{"t":"abc"}'
     assert f'"{outcome}":1' in row[0][1]
     assert row[0][2] == report.findings and row[0][3] == 6
+
+
+def test_partition_shared_by_many_rules_is_copied_once_and_read_the_same(small_db):
+    needs = frozenset({("Security", 4625)})
+    rules = tuple(rule(f"r{i}", per_user(), needs=needs) for i in range(engine.MATERIALIZE_AT))
+    report = run_rules(small_db, [RuleSource("t", rules=rules)], "run1")
+    assert {o.rows_matched for o in report.outcomes} == {2}
+    # evidence still takes bundle and member from the case's table
+    assert small_db.execute("SELECT DISTINCT bundle_id, member_path FROM finding_evidence")[1] \
+        == [("b1", "C:/Security.evtx")]
+    assert small_db.execute("SELECT count(*) FROM events")[1][0][0] == 6
