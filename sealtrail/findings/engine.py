@@ -39,7 +39,7 @@ from sealtrail.findings.tables import ensure_findings_tables
 
 OUTCOMES = ("matched", "no_match", "not_applicable", "failed")
 _ROUTED = "events"  # the temporary table or view that shadows the case's events while a group runs
-MATERIALIZE_AT = 4  # rules sharing a partition from which it is copied once instead of filtered
+MATERIALIZE_AT = 20  # rules sharing a partition from which it is copied once, not filtered
 _ROWS = "sealtrail_rule_rows"
 
 
@@ -263,12 +263,11 @@ def _replace_findings(db: CaseDatabase, rule: CompiledRule, run_id: str) -> None
                "(SELECT finding_id FROM findings WHERE rule_id = ?)", [meta.rule_id])
     db.execute("DELETE FROM findings WHERE rule_id = ?", [meta.rule_id])
     fid = finding_id_sql(meta.rule_id)
-    # evidence: event rows take their bundle and member from the event; file lines their own
+    # event evidence names its row (which has its own provenance); file lines their place
     db.execute(
-        f"INSERT INTO finding_evidence SELECT DISTINCT {finding_id_sql(meta.rule_id, 'r.')} "  # noqa: S608 - SQL from constants and the quoted rule id
-        f"AS finding_id, r.event_uid, "
-        f"coalesce(r.bundle_id, e.bundle_id), coalesce(r.member_path, e.member_path), "
-        f"r.line_no FROM {_ROWS} r LEFT JOIN {case_events(db)} e ON e.event_uid = r.event_uid")
+        f"INSERT INTO finding_evidence SELECT DISTINCT {fid} AS finding_id, event_uid, "  # noqa: S608 - SQL from constants and the quoted rule id
+        f"CASE WHEN event_uid IS NULL THEN bundle_id END, "
+        f"CASE WHEN event_uid IS NULL THEN member_path END, line_no FROM {_ROWS}")
     db.execute(
         f"""INSERT INTO findings
         SELECT {fid} AS finding_id, ?, ?, ?, ?, ?::VARCHAR[], ?::VARCHAR[], min(ts), max(ts),

@@ -46,15 +46,16 @@ def show_finding(db: CaseDatabase, finding_id: str) -> dict[str, Any]:
         raise UsageError(f"no finding {finding_id} (see 'sealtrail findings CASE')")
     finding = found[0]
     finding["evidence"] = _rows(db, """
-        SELECT fe.event_uid, e.ts, e.event_type, e.source, e.message, fe.bundle_id,
-               fe.member_path, coalesce(e.member_sha256, a.sha256) AS member_sha256,
-               e.record_ref, fe.line_no
+        SELECT fe.event_uid, e.ts, e.event_type, e.source, e.message,
+               coalesce(e.bundle_id, fe.bundle_id) AS bundle_id,
+               coalesce(e.member_path, fe.member_path) AS member_path,
+               coalesce(e.member_sha256, a.sha256) AS member_sha256, e.record_ref, fe.line_no
         FROM finding_evidence fe
         LEFT JOIN events e ON e.event_uid = fe.event_uid
         LEFT JOIN artifacts a ON fe.event_uid IS NULL AND a.bundle_id = fe.bundle_id
              AND a.member_path = fe.member_path
         WHERE fe.finding_id = ?
-        ORDER BY e.ts NULLS LAST, fe.bundle_id, fe.member_path, e.record_ref, fe.line_no""",
+        ORDER BY e.ts NULLS LAST, 6, 7, e.record_ref, fe.line_no""",
         [finding_id])
     return finding
 

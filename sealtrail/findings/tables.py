@@ -36,9 +36,10 @@ FINDING_COLUMNS: list[tuple[str, str, str]] = [
 FINDING_EVIDENCE_COLUMNS: list[tuple[str, str, str]] = [
     ("finding_id", "VARCHAR", "finding"),
     ("event_uid", "VARCHAR", "events.event_uid, or NULL for a line of a collected file"),
-    ("bundle_id", "VARCHAR", "bundle of the evidence (the event's, or the file's)"),
-    ("member_path", "VARCHAR", "member of the evidence (the event's, or the file's)"),
-    ("line_no", "BIGINT", "line of the file, for file evidence"),
+    ("bundle_id", "VARCHAR", "for a line of a collected file: its bundle (NULL for an event: "
+                             "join events on event_uid for its provenance)"),
+    ("member_path", "VARCHAR", "for a line of a collected file: its member path"),
+    ("line_no", "BIGINT", "for a line of a collected file: the line"),
 ]
 
 RULE_OUTCOME_COLUMNS: list[tuple[str, str, str]] = [

@@ -91,8 +91,8 @@ def test_findings_group_by_rule_host_user_address_with_the_same_ids_every_run(sm
     assert findings(small_db) == first
     evidence = small_db.execute("SELECT event_uid, bundle_id, member_path FROM "
                                 "finding_evidence ORDER BY 1")[1]
-    assert evidence == [("u4", "b2", "/var/log/auth.log"), ("u5", "b2", "/var/log/auth.log"),
-                        ("u6", "b2", "/var/log/auth.log")]
+    # event evidence names the row; its provenance is the row's
+    assert evidence == [("u4", None, None), ("u5", None, None), ("u6", None, None)]
 
 
 def test_rule_that_stops_matching_loses_its_findings(small_db):
@@ -132,7 +132,6 @@ def test_partition_shared_by_many_rules_is_copied_once_and_read_the_same(small_d
     rules = tuple(rule(f"r{i}", per_user(), needs=needs) for i in range(engine.MATERIALIZE_AT))
     report = run_rules(small_db, [RuleSource("t", rules=rules)], "run1")
     assert {o.rows_matched for o in report.outcomes} == {2}
-    # evidence still takes bundle and member from the case's table
-    assert small_db.execute("SELECT DISTINCT bundle_id, member_path FROM finding_evidence")[1] \
-        == [("b1", "C:/Security.evtx")]
+    assert small_db.execute("SELECT DISTINCT e.member_path FROM finding_evidence f "
+                            "JOIN events e USING (event_uid)")[1] == [("C:/Security.evtx",)]
     assert small_db.execute("SELECT count(*) FROM events")[1][0][0] == 6
