@@ -21,7 +21,9 @@ on with the SELECT of the contract in ``model.py``::
     */
     SELECT ... (the contract's columns)
 
-A file that does not parse is a ``RuleFailure`` naming the file and why; the others load.
+Views several rules share are in ``rules/views/<name>.sql`` (one SELECT each, named after the
+file); the engine creates them before the rules run. A file that does not parse is a
+``RuleFailure`` naming the file and why; the others load.
 """
 
 from __future__ import annotations
@@ -54,17 +56,27 @@ class RuleFileError(ValueError):
     """A rule file that cannot be loaded, with why."""
 
 
-def rule_files() -> list[Traversable]:
-    """The pack's files, sorted by name (``importlib.resources``: works from a wheel too)."""
-    folder = resources.files("sealtrail.findings") / "rules"
+def _sql_files(folder: Traversable) -> list[Traversable]:
     return sorted((f for f in folder.iterdir() if f.name.endswith(".sql")),
                   key=lambda f: f.name)
 
 
+def rule_files() -> list[Traversable]:
+    """The pack's rule files, sorted by name (``importlib.resources``: works from a wheel)."""
+    return _sql_files(resources.files("sealtrail.findings") / "rules")
+
+
+def view_files() -> list[Traversable]:
+    """The views the pack's rules share (``rules/views/<name>.sql``: one SELECT a file, the
+    view named after the file), so that a definition two rules use is written once."""
+    return _sql_files(resources.files("sealtrail.findings") / "rules" / "views")
+
+
 def pack_sha256(files: Iterable[Traversable] | None = None) -> str:
-    """SHA-256 over the name and bytes of each rule file, in name order."""
+    """SHA-256 over the name and bytes of each rule and view file, in name order."""
     digest = hashlib.sha256()
-    for file in files if files is not None else rule_files():
+    chosen = files if files is not None else [*rule_files(), *view_files()]
+    for file in chosen:
         digest.update(file.name.encode() + b"\x00" + file.read_bytes() + b"\x00")
     return digest.hexdigest()
 
@@ -141,7 +153,8 @@ def _needs(value: Any) -> list[tuple[str | None, int | None]]:
     return pairs
 
 
-def load_builtin(files: Iterable[Traversable] | None = None) -> RuleSource:
+def load_builtin(files: Iterable[Traversable] | None = None,
+                 views: Iterable[Traversable] | None = None) -> RuleSource:
     """The built-in pack as a rule source (a file that fails to load is a failure, not an
     exception; two files with one id: the second is a failure)."""
     rules: list[CompiledRule] = []
@@ -160,4 +173,6 @@ def load_builtin(files: Iterable[Traversable] | None = None) -> RuleSource:
             continue
         seen.add(rule.meta.rule_id)
         rules.append(rule)
-    return RuleSource(SOURCE, rules=tuple(rules), failures=tuple(failures))
+    shared = {f.name.removesuffix(".sql"): f.read_text(encoding="utf-8").strip().rstrip(";")
+              for f in (views if views is not None else view_files())}
+    return RuleSource(SOURCE, views=shared, rules=tuple(rules), failures=tuple(failures))

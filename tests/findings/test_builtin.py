@@ -13,7 +13,13 @@ import pytest
 
 from sealtrail.analysis.store import CaseDatabase
 from sealtrail.findings import builtin
-from sealtrail.findings.builtin import RuleFileError, load_builtin, parse_rule, rule_files
+from sealtrail.findings.builtin import (
+    RuleFileError,
+    load_builtin,
+    parse_rule,
+    rule_files,
+    view_files,
+)
 from sealtrail.findings.engine import run_rules
 from sealtrail.findings.model import EVIDENCE_COLUMNS, RuleSource
 
@@ -39,8 +45,9 @@ def test_every_builtin_rule_parses_and_runs_on_an_empty_case(file, tmp_path):
     meta = rule.meta
     assert meta.author == "sealtrail" and meta.source == "builtin"
     assert meta.rule_id.startswith("sealtrail-") and meta.tactics and meta.techniques
+    views = load_builtin().views
     with CaseDatabase(tmp_path / "analysis.duckdb") as db:
-        report = run_rules(db, [RuleSource("builtin", rules=(rule,))], "r")
+        report = run_rules(db, [RuleSource("builtin", views=views, rules=(rule,))], "r")
         outcome = report.outcomes[0]
         if rule.needs or rule.sources:
             assert outcome.outcome == "not_applicable"
@@ -82,7 +89,7 @@ def test_bad_file_in_the_pack_is_a_failure_and_the_rest_load(tmp_path):
     (tmp_path / "a.sql").write_text(HEADER + SQL)
     (tmp_path / "b.sql").write_text("SELECT 1")
     (tmp_path / "c.sql").write_text(HEADER + SQL)  # the same id again
-    source = load_builtin(sorted(tmp_path.iterdir()))
+    source = load_builtin(sorted(tmp_path.iterdir()), views=[])
     assert [r.meta.rule_id for r in source.rules] == ["t-1"]
     assert [(f.rule_id, f.reason) for f in source.failures] == [
         ("file:b.sql", "b.sql: no /* YAML */ header at the top"),
@@ -109,15 +116,18 @@ def test_rule_files_ship_in_the_wheel_and_load_from_it(tmp_path):
     wheel = next(tmp_path.glob("sealtrail-*.whl"))
     names = zipfile.ZipFile(wheel).namelist()
     shipped = sorted(n.rsplit("/", 1)[-1] for n in names
-                     if n.startswith("sealtrail/findings/rules/") and n.endswith(".sql"))
+                     if n.rsplit("/", 1)[0] == "sealtrail/findings/rules" and n.endswith(".sql"))
     assert shipped == sorted(f.name for f in rule_files())
+    assert sorted(n for n in names if n.startswith("sealtrail/findings/rules/views/")) == \
+        sorted(f"sealtrail/findings/rules/views/{f.name}" for f in view_files())
     # imported from the wheel itself (a zip on sys.path): importlib.resources finds the files
-    probe = ("import sealtrail.findings.builtin as b; "
-             "print(b.__file__); print(len(b.load_builtin().rules))")
+    probe = ("import sealtrail.findings.builtin as b; s = b.load_builtin(); "
+             "print(b.__file__); print(len(s.rules)); print(len(s.views))")
     out = subprocess.run([sys.executable, "-c", probe], check=True, capture_output=True,
                          text=True, env={"PYTHONPATH": str(wheel), "PATH": "/usr/bin:/bin"},
                          cwd=tmp_path).stdout.splitlines()
     assert out[0].startswith(str(wheel)) and int(out[1]) == len(rule_files())
+    assert int(out[2]) == len(view_files()) > 0
 
 
 def test_docs_rules_md_has_a_row_for_every_rule_with_its_level():

@@ -9,30 +9,17 @@ techniques: [T1110.001, T1078]
 description: >
   A successful SSH logon from an address that had ten or more failed SSH logons on the same
   host in the hour before: the guessing worked. One finding per account and address; the
-  evidence is the success and the failures before it.
+  evidence is the success and the failures before it (view ssh_brute_force_logons).
 false_positives:
   - a user who forgot a password and then remembered it, from one address, ten times
 author: sealtrail
 sources: [syslog, journald]
 */
-WITH sshd AS (
-    SELECT event_uid, ts, host, "user", src_ip, event_type FROM events
-    WHERE event_type IN ('logon_failure', 'logon_success') AND process = 'sshd'
-      AND src_ip IS NOT NULL
-),
-hits AS (
-    SELECT s.event_uid, s.ts, s.host, s."user", s.src_ip
-    FROM sshd s JOIN sshd f ON f.event_type = 'logon_failure'
-         AND f.host IS NOT DISTINCT FROM s.host AND f.src_ip = s.src_ip
-         AND f.ts BETWEEN s.ts - INTERVAL 1 HOUR AND s.ts
-    WHERE s.event_type = 'logon_success'
-    GROUP BY ALL HAVING count(*) >= 10
-)
 SELECT event_uid, ts, host, "user" AS user_name, src_ip, NULL::VARCHAR AS group_key,
        NULL::VARCHAR AS bundle_id, NULL::VARCHAR AS member_path, NULL::BIGINT AS line_no
-FROM hits
+FROM ssh_brute_force_logons
 UNION ALL
 SELECT DISTINCT f.event_uid, f.ts, f.host, h."user", f.src_ip, NULL, NULL, NULL, NULL
-FROM hits h JOIN sshd f ON f.event_type = 'logon_failure'
-     AND f.host IS NOT DISTINCT FROM h.host AND f.src_ip = h.src_ip
+FROM ssh_brute_force_logons h JOIN events f ON f.event_type = 'logon_failure'
+     AND f.process = 'sshd' AND f.host IS NOT DISTINCT FROM h.host AND f.src_ip = h.src_ip
      AND f.ts BETWEEN h.ts - INTERVAL 1 HOUR AND h.ts

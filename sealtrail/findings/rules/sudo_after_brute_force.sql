@@ -8,36 +8,24 @@ tactics: [privilege-escalation]
 techniques: [T1548.003, T1078]
 description: >
   sudo or su (attempted or done) by an account within 24 hours after an SSH logon to that
-  account from an address that had ten or more failed SSH logons in the hour before. The
-  evidence is the logon and each sudo or su.
+  account from an address that had ten or more failed SSH logons in the hour before (view
+  ssh_brute_force_logons). The evidence is the logon and each sudo or su.
 false_positives:
   - the account's owner working after regaining access; confirm with the address
 author: sealtrail
 sources: [syslog, journald]
 */
-WITH sshd AS (
-    SELECT event_uid, ts, host, "user", src_ip, event_type FROM events
-    WHERE event_type IN ('logon_failure', 'logon_success') AND process = 'sshd'
-      AND src_ip IS NOT NULL
-),
-taken AS (
-    SELECT s.event_uid, s.ts, s.host, s."user", s.src_ip
-    FROM sshd s JOIN sshd f ON f.event_type = 'logon_failure'
-         AND f.host IS NOT DISTINCT FROM s.host AND f.src_ip = s.src_ip
-         AND f.ts BETWEEN s.ts - INTERVAL 1 HOUR AND s.ts
-    WHERE s.event_type = 'logon_success'
-    GROUP BY ALL HAVING count(*) >= 10
-),
-priv AS (
-    SELECT e.event_uid, e.ts, e.host, e."user" FROM events e
-    WHERE e.event_type = 'privilege_use' AND e.process IN ('sudo', 'su')
+WITH priv AS (
+    SELECT event_uid, ts, host, "user" FROM events
+    WHERE event_type = 'privilege_use' AND process IN ('sudo', 'su')
 )
 SELECT DISTINCT p.event_uid, p.ts, p.host, p."user" AS user_name, t.src_ip,
        NULL::VARCHAR AS group_key, NULL::VARCHAR AS bundle_id, NULL::VARCHAR AS member_path,
        NULL::BIGINT AS line_no
-FROM priv p JOIN taken t ON p.host IS NOT DISTINCT FROM t.host AND p."user" = t."user"
-     AND p.ts BETWEEN t.ts AND t.ts + INTERVAL 24 HOUR
+FROM priv p JOIN ssh_brute_force_logons t ON p.host IS NOT DISTINCT FROM t.host
+     AND p."user" = t."user" AND p.ts BETWEEN t.ts AND t.ts + INTERVAL 24 HOUR
 UNION
 SELECT t.event_uid, t.ts, t.host, t."user", t.src_ip, NULL, NULL, NULL, NULL
-FROM taken t WHERE EXISTS (SELECT 1 FROM priv p WHERE p.host IS NOT DISTINCT FROM t.host
-     AND p."user" = t."user" AND p.ts BETWEEN t.ts AND t.ts + INTERVAL 24 HOUR)
+FROM ssh_brute_force_logons t WHERE EXISTS (SELECT 1 FROM priv p
+     WHERE p.host IS NOT DISTINCT FROM t.host AND p."user" = t."user"
+     AND p.ts BETWEEN t.ts AND t.ts + INTERVAL 24 HOUR)
