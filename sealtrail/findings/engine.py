@@ -14,7 +14,8 @@ Order:
    SELECT: a second statement hidden after a semicolon would run with write access.
 4. A rule's rows become findings, one per (rule, host, user_name, src_ip, group_key), with ids
    derived from those values, and their evidence; findings the rule made in an earlier run are
-   replaced. Marks from the ledger (``finding_marked``) are applied to the ids they name.
+   replaced, and those of rules a source no longer has are removed. Marks from the ledger
+   (``finding_marked``) are applied to the ids they name.
 5. Every rule ends with one ``rule_outcomes`` row; the run gets one ``analysis_runs`` row.
 
 Outcomes: ``matched`` (ran, returned rows), ``no_match`` (ran, returned none),
@@ -187,6 +188,7 @@ def run_rules(db: CaseDatabase, sources: Sequence[RuleSource], run_id: str, *,
         _unroute(db, routed)
         db.execute(f"DROP TABLE IF EXISTS temp.{_ROWS}")
     _forget_rules(db, [o for o in report.outcomes if o.outcome != "matched"])
+    _forget_gone_rules(db, report.outcomes)
     _apply_marks(db, marks or Marks())
     report.findings = int(db.execute("SELECT count(*) FROM findings WHERE run_id = ?",
                                      [run_id])[1][0][0])
@@ -298,6 +300,21 @@ def _forget_rules(db: CaseDatabase, outcomes: Sequence[RuleOutcome]) -> None:
     db.execute("DELETE FROM finding_evidence WHERE finding_id IN "
                "(SELECT finding_id FROM findings WHERE list_contains(?, rule_id))", [ids])
     db.execute("DELETE FROM findings WHERE list_contains(?, rule_id)", [ids])
+
+
+def _forget_gone_rules(db: CaseDatabase, outcomes: Sequence[RuleOutcome]) -> None:
+    """Findings of a rule source this run read, from a rule the source no longer has (a rule
+    removed from the pack or renamed): nothing would ever replace them."""
+    by_source: dict[str, set[str]] = {}
+    for o in outcomes:
+        by_source.setdefault(o.source, set()).add(o.rule_id)
+    for source, ids in sorted(by_source.items()):
+        gone = ("SELECT finding_id FROM findings WHERE rule_source = ? "
+                "AND NOT list_contains(?, rule_id)")
+        db.execute(f"DELETE FROM finding_evidence WHERE finding_id IN ({gone})",  # noqa: S608 - a constant
+                   [source, sorted(ids)])
+        db.execute("DELETE FROM findings WHERE rule_source = ? AND NOT list_contains(?, rule_id)",
+                   [source, sorted(ids)])
 
 
 def _apply_marks(db: CaseDatabase, marks: Marks) -> None:

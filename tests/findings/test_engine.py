@@ -135,3 +135,10 @@ def test_partition_shared_by_many_rules_is_copied_once_and_read_the_same(small_d
     assert small_db.execute("SELECT DISTINCT e.member_path FROM finding_evidence f "
                             "JOIN events e USING (event_uid)")[1] == [("C:/Security.evtx",)]
     assert small_db.execute("SELECT count(*) FROM events")[1][0][0] == 6
+
+
+def test_findings_of_a_rule_the_source_no_longer_has_are_removed(small_db):
+    run_rules(small_db, [RuleSource("t", rules=(rule("old", per_user()),))], "run1")
+    run_rules(small_db, [RuleSource("t", rules=(rule("new", per_user("false")),))], "run2")
+    assert findings(small_db) == []
+    assert small_db.execute("SELECT count(*) FROM finding_evidence")[1][0][0] == 0
