@@ -22,7 +22,6 @@ Order:
 
 from __future__ import annotations
 
-import hashlib
 import shutil
 import tempfile
 import time
@@ -43,7 +42,7 @@ from sealtrail.analysis.parsers.evtx_windows import record_from_json
 from sealtrail.analysis.parsers.registry import REGISTRY
 from sealtrail.analysis.sandbox import WorkerPool, default_timeout
 from sealtrail.analysis.schema import ARTIFACT_COLUMNS, EVENT_COLUMNS, INGEST_ERROR_COLUMNS
-from sealtrail.analysis.store import DATABASE_NAME, CaseDatabase, parquet_source
+from sealtrail.analysis.store import DATABASE_NAME, CaseDatabase, file_sha256, parquet_source
 from sealtrail.analysis.worker import MemberResult, MemberTask, item_rows
 from sealtrail.custody.bundle_reader import BundleFile
 from sealtrail.custody.canonical import json_text
@@ -65,17 +64,18 @@ _EVTX_ROWS = "evtx_rows"  # temporary table of a bundle's EVTX records read in S
 
 
 class IngestRefused(AnalysisError):
-    """The case failed verification and ``force`` was not given (CLI exit status 1)."""
+    """The case failed verification and ``force`` was not given (CLI exit status 1); also
+    raised by the other steps that read verified evidence (``action``: scan, analyze)."""
 
     exit_code = 1
 
-    def __init__(self, problems: Sequence[CustodyError]) -> None:
+    def __init__(self, problems: Sequence[CustodyError], action: str = "ingest") -> None:
         self.problems = list(problems)
         more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
         super().__init__(
-            f"refusing to ingest evidence that fails verification: {problems[0]}{more}; "
-            "run 'sealtrail verify' for the details, or --force to ingest anyway (recorded "
-            "in the ledger)"
+            f"refusing to {action} evidence that fails verification: {problems[0]}{more}; "
+            f"run 'sealtrail verify' for the details, or --force to {action} anyway "
+            "(recorded in the ledger)"
         )
 
 
@@ -211,7 +211,7 @@ def ingest_case(
                 else:
                     db.sort_events()
         report.database = str(db_path)
-        report.database_sha256 = _sha256_file(db_path)
+        report.database_sha256 = file_sha256(db_path)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     report.seconds = time.monotonic() - started
@@ -394,10 +394,3 @@ def _account(task: MemberTask, result: MemberResult,
     return MemberAccount(task.bundle_id, task.source_path, result.parser, seen, loaded,
                          rejected, result.failure)
 
-
-def _sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while chunk := handle.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()

@@ -39,10 +39,16 @@ EVENT_COLUMNS: list[tuple[str, str, str]] = [
     ("bundle_id", "VARCHAR", "provenance: the sealed bundle"),
     ("member_path", "VARCHAR", "provenance: the source path of the bundle member"),
     ("member_sha256", "VARCHAR", "provenance: SHA-256 of the member's stored bytes"),
-    ("record_ref", "VARCHAR", "provenance: record:<id>, line:<n>, offset:<n>, entry:<n>"),
+    ("record_ref", "VARCHAR", "provenance: record:<id>, line:<n>, offset:<n>, entry:<n>, "
+                              "manifest:<member>, member:<rule> (YARA)"),
     ("parser", "VARCHAR", "provenance: parser (and library) that produced the row"),
     ("parser_version", "VARCHAR", "provenance: parser version"),
 ]
+
+# Derived by the database as rows go in (store.event_uid_sql), never by a parser: the same row
+# gets the same id in every rebuild of the case database.
+EVENT_UID_COLUMN = ("event_uid", "VARCHAR",
+                    "stable id of the row: MD5 of its provenance, time and type (see below)")
 
 ARTIFACT_COLUMNS: list[tuple[str, str, str]] = [
     ("bundle_id", "VARCHAR", "bundle"),
@@ -112,7 +118,7 @@ YARA_SCAN_COLUMNS: list[tuple[str, str, str]] = [
 ]
 
 TABLES: dict[str, list[tuple[str, str, str]]] = {
-    "events": EVENT_COLUMNS,
+    "events": [*EVENT_COLUMNS, EVENT_UID_COLUMN],
     "artifacts": ARTIFACT_COLUMNS,
     "ingest_errors": INGEST_ERROR_COLUMNS,
     "yara_matches": YARA_MATCH_COLUMNS,

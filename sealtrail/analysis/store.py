@@ -9,6 +9,7 @@ ingest.
 
 from __future__ import annotations
 
+import hashlib
 import shutil
 import tempfile
 from collections.abc import Iterator, Sequence
@@ -19,7 +20,7 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-from sealtrail.analysis.schema import TABLES
+from sealtrail.analysis.schema import EVENT_COLUMNS, EVENT_UID_COLUMN, TABLES
 from sealtrail.errors import AnalysisError, QueryRefused
 
 DATABASE_NAME = "analysis.duckdb"
@@ -32,6 +33,32 @@ _DDL = {"JSON": "VARCHAR"}
 
 _EVENT_ORDER = "ts NULLS LAST, bundle_id, member_path, record_ref"
 _BUNDLE_ORDER = "ts NULLS LAST, member_path, record_ref"
+
+
+# What identifies an events row: its provenance, its time and its type. Several rows can share
+# all of it (a member's file-system times share one ``manifest:`` reference but differ in ts_desc
+# and event_type; a damaged EVTX log can repeat a record id), so an ordinal among the rows of
+# one INSERT with the same key, ordered by their content, separates the rest.
+_UID_KEY = ("bundle_id", "member_path", "record_ref", "ts", "ts_desc", "event_type")
+
+
+def event_uid_sql() -> str:
+    """The SQL expression of ``events.event_uid`` over a SELECT of the events columns.
+
+    MD5 (hex) of the key's values, each written with its length first (so no value can borrow
+    another's characters: ``("a:b", "c")`` and ``("a", "b:c")`` differ) and NULL written apart
+    from any text, then ``#`` and the ordinal among rows with the same key. Rows that share the
+    key and their content are interchangeable, so which of them gets which ordinal does not
+    change the set of ids.
+    """
+    parts = []
+    for name in _UID_KEY:
+        text = "CAST(epoch_us(ts) AS VARCHAR)" if name == "ts" else f'"{name}"'
+        parts.append(f"coalesce(CAST(length({text}) AS VARCHAR) || ':' || {text}, '-')")
+    key = ", ".join(f'"{name}"' for name in _UID_KEY)
+    ordinal = (f"row_number() OVER (PARTITION BY {key} ORDER BY message, attributes, "
+               "member_sha256, parser)")
+    return f"md5(concat({', '.join(parts)}, '#', {ordinal}))"
 
 
 FETCH_BATCH = 4096  # rows a query result holds in Python at a time
@@ -110,6 +137,23 @@ class CaseDatabase:
         for table, columns in TABLES.items():
             cols = ", ".join(f'"{name}" {_DDL.get(kind, kind)}' for name, kind, _ in columns)
             self.conn.execute(f"CREATE TABLE IF NOT EXISTS {table} ({cols})")
+        self._add_event_uid()
+
+    def _add_event_uid(self) -> None:
+        """A database built before ``event_uid`` existed gets it, as an ingest would give it
+        (all rows of a bundle went in in one INSERT, so the ordinal is the same)."""
+        columns = {row[0] for row in self.conn.execute(
+            "SELECT column_name FROM information_schema.columns WHERE table_name = 'events'"
+        ).fetchall()}
+        if EVENT_UID_COLUMN[0] in columns:
+            return
+        names = ", ".join(f'"{name}"' for name, _, _ in EVENT_COLUMNS)
+        self.conn.execute("BEGIN")
+        self.conn.execute(f"CREATE TABLE events_uid AS SELECT {names}, {event_uid_sql()} AS "  # noqa: S608 - names from schema, a constant expression
+                          f"event_uid FROM events ORDER BY {_EVENT_ORDER}")
+        self.conn.execute("DROP TABLE events")
+        self.conn.execute("ALTER TABLE events_uid RENAME TO events")
+        self.conn.execute("COMMIT")
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
@@ -126,9 +170,12 @@ class CaseDatabase:
         return {row[0] for row in self.conn.execute("SELECT bundle_id FROM ingests").fetchall()}
 
     def load_parquet(self, table: str, files: Sequence[Path]) -> int:
-        """Append the rows of Parquet files (written with the table's schema) to ``table``."""
+        """Append the rows of Parquet files (written with the table's schema) to ``table``
+        (``events`` rows go through ``insert_events``, which derives their ``event_uid``)."""
         if not files:
             return 0
+        if table == "events":
+            raise AnalysisError("events rows are loaded with insert_events")
         names = ", ".join(f'"{name}"' for name, _, _ in TABLES[table])
         before = self.count(table)
         self.conn.execute(
@@ -139,8 +186,9 @@ class CaseDatabase:
     def insert_events(self, files: Sequence[Path], selects: Sequence[str] = (), *,
                       ordered: bool) -> None:
         """Append one bundle's rows, from Parquet files (events schema) and SELECTs yielding the
-        events columns, in one statement; ``ordered``: in time order (as ``sort_events``)."""
-        names = ", ".join(f'"{name}"' for name, _, _ in TABLES["events"])
+        events columns, in one statement; ``ordered``: in time order (as ``sort_events``).
+        Each row gets its ``event_uid`` here (``event_uid_sql``), whichever parser made it."""
+        names = ", ".join(f'"{name}"' for name, _, _ in EVENT_COLUMNS)
         # names from schema.TABLES, SELECTs from parsers.evtx_sql, paths quoted
         parts = [f"SELECT {names} FROM ({select})" for select in selects]  # noqa: S608
         if files:
@@ -151,10 +199,21 @@ class CaseDatabase:
         # whose comparison would cost on every tie of ts
         order = f" ORDER BY {_BUNDLE_ORDER}" if ordered else ""
         try:
-            self.conn.execute(f"INSERT INTO events ({names}) SELECT {names} FROM "  # noqa: S608 - names from schema.TABLES, SQL from evtx_sql, paths quoted
-                              f"({' UNION ALL '.join(parts)}){order}")
+            self.conn.execute(f"INSERT INTO events ({names}, event_uid) SELECT {names}, "  # noqa: S608 - names from schema.TABLES, SQL from evtx_sql, paths quoted
+                              f"{event_uid_sql()} FROM ({' UNION ALL '.join(parts)}){order}")
         except duckdb.Error as exc:
             raise AnalysisError(f"loading events failed: {str(exc).splitlines()[0]}") from exc
+
+    def check_one_select(self, sql: str) -> None:
+        """Raise ``AnalysisError`` unless ``sql`` is exactly one SELECT statement (SQL that is
+        run inside another statement, such as a rule's, must not carry a second one)."""
+        try:
+            statements = self.conn.extract_statements(sql)
+        except duckdb.Error as exc:
+            raise AnalysisError(f"query failed: {str(exc).splitlines()[0]}") from exc
+        kinds = [s.type.name for s in statements]
+        if kinds != ["SELECT"]:
+            raise AnalysisError(f"not one SELECT statement: {', '.join(kinds) or 'nothing'}")
 
     def create_temp_table(self, name: str, select: str) -> None:
         """A temporary table of a SELECT's rows (gone with the connection, or ``drop_table``)."""
@@ -255,6 +314,15 @@ class CaseDatabase:
             self.conn.execute(f"COPY ({sql}) TO {_sql_string(dest.as_posix())} ({options})")
         except duckdb.Error as exc:
             raise AnalysisError(f"export failed: {str(exc).splitlines()[0]}") from exc
+
+
+def file_sha256(path: Path) -> str:
+    """SHA-256 of the database file (the ledger's entries name the database they leave)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def parquet_source(files: Sequence[Path], *, filename: bool = False) -> str:

@@ -146,7 +146,7 @@ def scan_case(case: Case, key: SigningKey, rules_path: Path, *,
     report = ScanReport(rules=compile_rules(rules_path))
     verification = check_case(case.root, pinned)
     if not verification.ok and not force:
-        raise IngestRefused(verification.problems)
+        raise IngestRefused(verification.problems, action="scan")
     scanned_at = datetime.now(UTC)
     scratch = Path(tempfile.mkdtemp(prefix=".scan-", dir=case.root))
     try:
@@ -230,7 +230,10 @@ def _scan_bundle(case: Case, db: CaseDatabase, bundle_id: str, report: ScanRepor
         if rows:
             target = out / f"{table}.parquet"
             write_table(target, columns, rows)
-            db.load_parquet(table, [target])
+            if table == "events":
+                db.insert_events([target], ordered=False)
+            else:
+                db.load_parquet(table, [target])
     if event_rows:
         db.sort_events()
     db.execute("INSERT INTO yara_scans VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -264,7 +267,9 @@ def _event_row(bundle_id: str, host: str | None, context: MemberContext,
                               "tags": list(match.tags), "meta": match.meta,
                               "decompressed": decompressed}),
         bundle_id=bundle_id, member_path=context.source_path, member_sha256=record["sha256"],
-        record_ref="decompressed" if decompressed else "member", parser="yara",
+        # the rule in the reference: scans with other rules add rows for the same member
+        record_ref=f"{'decompressed' if decompressed else 'member'}:{match.namespace}.{match.rule}",
+        parser="yara",
         parser_version=yara.__version__,
     )
     return tuple(row.values())

@@ -138,7 +138,8 @@ out_option = click.option("--out", "out", type=click.Path(path_type=Path),
 @out_option
 def query(case_dir: Path, sql: str, fmt: str, out: Path | None) -> None:
     """Run read-only SQL on the case database (tables: events, artifacts, ingest_errors,
-    yara_matches, ingests; see docs/schema.md). The SQL reads nothing else: no host file,
+    yara_matches, ingests; after analyze: findings, finding_evidence, rule_outcomes,
+    analysis_runs; see docs/schema.md). The SQL reads nothing else: no host file,
     extension or setting (refused, exit 2). --out creates a new file.
 
     Example: sealtrail query case1 "SELECT src_ip, count(*) FROM events

@@ -93,6 +93,7 @@ def register() -> None:
         bundle,
         case,
         collect,
+        findings,
         image,
         keys,
         ledger,
@@ -102,7 +103,7 @@ def register() -> None:
     for module in (keys, case, collect, acquire, bundle, ledger, verify, artifacts, image):
         cli.add_command(module.command)
     for command in (analysis.ingest, analysis.query, analysis.timeline, analysis.export_command,
-                    analysis.scan):
+                    analysis.scan, findings.analyze, findings.findings_group):
         cli.add_command(command)
 
 

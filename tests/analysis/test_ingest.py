@@ -57,6 +57,33 @@ def test_second_ingest_skips_bundles_already_in_the_database(ingested, keyring):
         assert db.count("events") == before
 
 
+def _uids(case) -> list[tuple]:
+    with db_of(case) as db:
+        return db.execute("SELECT event_uid, bundle_id, member_path, record_ref, ts, ts_desc, "
+                          "event_type, message FROM events ORDER BY event_uid")[1]
+
+
+def test_event_uid_is_unique_and_the_same_in_every_rebuild(ingested, keyring):
+    first = _uids(ingested)
+    assert len({row[0] for row in first}) == len(first) > 0
+    assert all(row[0] and len(row[0]) == 32 for row in first)
+    # file-system times share one manifest: reference; their ids still differ
+    manifest_refs = [row for row in first if row[3].startswith("manifest:")]
+    assert len({row[3] for row in manifest_refs}) < len(manifest_refs)
+    (ingested.root / "analysis.duckdb").unlink()
+    ingest_case(ingested, keyring.alice.key, workers=1)
+    assert _uids(ingested) == first
+
+
+def test_database_without_event_uid_gets_it_as_an_ingest_would(ingested):
+    expected = _uids(ingested)
+    with CaseDatabase(ingested.root / "analysis.duckdb") as db:
+        db.execute("ALTER TABLE events DROP COLUMN event_uid")
+    with CaseDatabase(ingested.root / "analysis.duckdb"):
+        pass
+    assert _uids(ingested) == expected
+
+
 def test_ingest_refuses_evidence_that_fails_verification(web01_case, keyring):
     bundle = next(web01_case.bundles_dir.glob("*.stb"))
     name = flip_byte(bundle, "var/log/auth.log")
