@@ -30,7 +30,8 @@ from sealtrail.custody.verify import check_case
 from sealtrail.errors import AnalysisError, SealtrailError, UsageError
 from sealtrail.findings import builtin
 from sealtrail.findings.engine import Marks, RunReport, run_rules
-from sealtrail.findings.model import LEVELS, STATUSES, RuleSource
+from sealtrail.findings.model import LEVELS, STATUSES
+from sealtrail.findings.sigma import sigma_source
 from sealtrail.findings.tables import ensure_findings_tables, has_findings_tables
 
 MARKS = {"false_positive", "confirmed"}
@@ -49,24 +50,6 @@ class AnalyzeReport:
     forced: bool
     database_sha256: str
     ledger_index: int
-
-
-def sigma_source(paths: Sequence[Path], *, levels: Sequence[str],
-                 statuses: Sequence[str]) -> RuleSource:
-    """The hook for Sigma rules: ``sealtrail.findings.sigma.load_rules(paths, levels=...,
-    statuses=...)`` returns their ``RuleSource`` (rules outside the levels and statuses are
-    left out by it, and it says so in its failures or not at all: that is its choice).
-
-    Raises:
-        UsageError: the Sigma module is not part of this installation yet.
-    """
-    try:
-        from sealtrail.findings import sigma  # optional until it exists
-    except ImportError:
-        raise UsageError("--sigma needs sealtrail.findings.sigma, which this installation "
-                         "does not have yet; run without --sigma for the built-in rules"
-                         ) from None
-    return sigma.load_rules(list(paths), levels=tuple(levels), statuses=tuple(statuses))
 
 
 def rule_set_sha256(paths: Sequence[Path]) -> str:
@@ -106,7 +89,7 @@ def analyze_case(case: Case, key: SigningKey, *, pinned: Sequence[PublicKey] = (
     sources = [builtin.load_builtin()]
     rule_sets = {builtin.SOURCE: builtin.pack_sha256()}
     if sigma_paths:
-        sources.append(sigma_source(sigma_paths, levels=levels, statuses=statuses))
+        sources.append(sigma_source(sigma_paths, levels=set(levels), statuses=set(statuses)))
         rule_sets["sigma"] = rule_set_sha256(sigma_paths)
     ledger = case.writer(key)
     verification = check_case(case.root, pinned)

@@ -13,7 +13,6 @@ from sealtrail.analysis.ingest import IngestRefused, ingest_case
 from sealtrail.analysis.store import CaseDatabase
 from sealtrail.custody.case import Case
 from sealtrail.errors import AnalysisError, UsageError
-from sealtrail.findings import analyze as analyze_module
 from sealtrail.findings.analyze import analyze_case, mark_finding
 from sealtrail.findings.listing import list_findings, show_finding, why_empty
 from tests.conftest import collect
@@ -80,8 +79,6 @@ def test_analyze_refuses_a_case_that_fails_verification(ingested, keyring):
 def test_analyze_needs_the_database_and_the_sigma_module(web01_case, keyring, monkeypatch):
     with pytest.raises(AnalysisError, match="run 'sealtrail ingest' first"):
         analyze_case(web01_case, keyring.alice.key)
-    with pytest.raises(UsageError, match="--sigma needs sealtrail.findings.sigma"):
-        analyze_module.sigma_source([Path("rules")], levels=("high",), statuses=("test",))
     with pytest.raises(UsageError, match="severe: not one of"):
         analyze_case(web01_case, keyring.alice.key, levels=("severe",))
 
