@@ -15,10 +15,10 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-import yaml
 from artifacts import errors as artifacts_errors
 from artifacts import reader as artifacts_reader
 
+from sealtrail.collectors.yaml_data import YAMLError, load_documents
 from sealtrail.errors import UsageError
 
 __all__ = [
@@ -210,22 +210,12 @@ def _yaml_files(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.suffix in (".yaml", ".yml") and p.is_file())
 
 
-# libyaml's C loader where PyYAML was built with it: the catalogue's ~740 definitions load
-# faster than with the pure-Python loader the artifacts package uses (bench/README.md).
-_YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-
-
 def _read_file(path: Path) -> list[ArtifactDefinition]:
     """Parse YAML here (fast loader); the artifacts package still validates each definition."""
     reader = artifacts_reader.ArtifactsReader()
     try:
         text = path.read_text(encoding="utf-8")
-        try:
-            documents = list(yaml.load_all(text, Loader=_YAML_LOADER))  # noqa: S506 - safe
-        except yaml.YAMLError:
-            # libyaml is stricter than the pure-Python loader on a few catalogue files; the
-            # pure-Python safe loader is what the artifacts package itself uses.
-            documents = list(yaml.safe_load_all(text))
+        documents = load_documents(text)
         out = []
         for document in documents:
             if document is None:
@@ -237,7 +227,7 @@ def _read_file(path: Path) -> list[ArtifactDefinition]:
         return out
     except artifacts_errors.FormatError as exc:
         raise DefinitionError(str(path), str(exc)) from exc
-    except yaml.YAMLError as exc:
+    except YAMLError as exc:
         raise DefinitionError(str(path), " ".join(str(exc).split())) from exc
     except (OSError, UnicodeDecodeError, KeyError, TypeError, AttributeError) as exc:
         # The reader assumes well-formed mappings; anything else surfaces as one of these.

@@ -34,8 +34,7 @@ from importlib import resources
 from importlib.resources.abc import Traversable
 from typing import Any
 
-import yaml
-
+from sealtrail.collectors.yaml_data import YAMLError, load_one
 from sealtrail.findings.model import (
     KINDS,
     LEVELS,
@@ -93,8 +92,8 @@ def parse_rule(text: str, name: str) -> CompiledRule:
         raise RuleFileError("no /* YAML */ header at the top")
     header, _, sql = stripped[2:].partition("*/")
     try:
-        data = yaml.safe_load(header)
-    except yaml.YAMLError as exc:
+        data = load_one(header)
+    except YAMLError as exc:
         raise RuleFileError(f"header is not YAML: {' '.join(str(exc).split())}") from None
     if not isinstance(data, dict):
         raise RuleFileError("header is not a YAML mapping")

@@ -12,12 +12,12 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
 from sigma.collection import SigmaCollection
 from sigma.correlations import SigmaCorrelationRule
 from sigma.exceptions import SigmaError
 from sigma.rule import SigmaRule
 
+from sealtrail.collectors.yaml_data import YAMLError
 from sealtrail.findings.model import RuleFailure
 
 
@@ -56,7 +56,7 @@ def load(paths: Sequence[Path]) -> tuple[list[Loaded], list[RuleFailure], SigmaC
             text = path.read_text(encoding="utf-8")
             collection = SigmaCollection.from_yaml(text, collect_errors=True,
                                                     resolve_references=False)
-        except (OSError, UnicodeDecodeError, yaml.YAMLError, SigmaError, ValueError,
+        except (OSError, UnicodeDecodeError, YAMLError, SigmaError, ValueError,
                 TypeError) as exc:
             failures.append(RuleFailure(path.stem, path.name, source_of(path),
                                         f"not a Sigma rule file: {one_line(exc)}"))
