@@ -13,7 +13,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from sealtrail.analysis.schema import EVENT_COLUMNS, INGEST_ERROR_COLUMNS
+from sealtrail.analysis.schema import CONFIG_ENTRY_COLUMNS, EVENT_COLUMNS, INGEST_ERROR_COLUMNS
 
 _ARROW_TYPES = {
     "TIMESTAMPTZ": pa.timestamp("us", tz="UTC"),
@@ -32,6 +32,7 @@ def arrow_schema(columns: Sequence[tuple[str, str, str]]) -> pa.Schema:
 
 EVENTS_SCHEMA = arrow_schema(EVENT_COLUMNS)
 ERRORS_SCHEMA = arrow_schema(INGEST_ERROR_COLUMNS)
+CONFIG_SCHEMA = arrow_schema(CONFIG_ENTRY_COLUMNS)
 # EVTX records staged for SQL (records.EvtxJson): the record id and the evtx crate's JSON text
 EVTX_JSON_SCHEMA = pa.schema([("record_id", pa.int64()), ("data", pa.string())])
 

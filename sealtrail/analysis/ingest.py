@@ -11,7 +11,8 @@ Order:
    are read in SQL (``parsers.evtx_sql``) into a temporary table: its rejections become
    ``ingest_errors`` rows, and the few records it leaves to Python are read here with the
    worker's code. Then one INSERT adds all the bundle's events (that table's, the other
-   parsers' and Python's), in time order if ``events`` was empty. Every member's account
+   parsers' and Python's), in time order if ``events`` was empty; configuration settings go to
+   ``config_entries``. Every member's account
    (seen = loaded + rejected, a parser failure counting as one rejected item) is stored with
    its artifacts row.
 4. Events are re-sorted by time unless they went in in order; the database is checkpointed and
@@ -259,6 +260,7 @@ def _ingest_bundle(case: Case, db: CaseDatabase, pool: WorkerPool, bundle_id: st
     results: dict[int, MemberResult] = {}
     event_files: list[Path] = []
     error_files: list[Path] = []
+    config_files: list[Path] = []
     failures: list[tuple[Any, ...]] = []
     for n, result in enumerate(pool.run(tasks), 1):
         task = tasks[result.task_id]
@@ -267,6 +269,8 @@ def _ingest_bundle(case: Case, db: CaseDatabase, pool: WorkerPool, bundle_id: st
             event_files.append(Path(result.events_file))
         if result.errors_file:
             error_files.append(Path(result.errors_file))
+        if result.config_file:
+            config_files.append(Path(result.config_file))
         if result.failure:
             failures.append((bundle_id, task.source_path, task.member_sha256, "member",
                              f"parser failed: {result.failure}", result.parser))
@@ -309,6 +313,7 @@ def _ingest_bundle(case: Case, db: CaseDatabase, pool: WorkerPool, bundle_id: st
         if staged:
             db.drop_table(_EVTX_ROWS)
         db.load_parquet("ingest_errors", error_files)
+        db.load_parquet("config_entries", config_files)
         accounts = {t.task_id: _account(t, results[t.task_id], settled.counts.get(t.task_id))
                     for t in tasks if t.task_id in results}
         by_name = {t.member_name: accounts.get(t.task_id) for t in tasks}

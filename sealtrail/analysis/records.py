@@ -97,6 +97,19 @@ class Rejection:
     reason: str
 
 
+class ConfigEntry(NamedTuple):
+    """One setting of a collected configuration file (a ``config_entries`` row, not an event:
+    a setting has no time). ``line_no`` is 1-based over the decompressed text, as ``line:<n>``
+    of events; ``raw`` is the line as written, except where it would carry a secret (shadow
+    rows have no ``raw``; a passwd password field other than ``x`` is replaced by its state)."""
+
+    line_no: int
+    file_kind: str
+    key: str
+    value: str | None
+    raw: str | None
+
+
 class EvtxJson(NamedTuple):
     """A record the ``evtx`` crate rendered as JSON, not read yet: the ingest stages these and
     reads their fields in SQL (``parsers.evtx_sql``), where each becomes exactly the Event or

@@ -71,7 +71,7 @@ ARTIFACT_COLUMNS: list[tuple[str, str, str]] = [
     ("birthtime", "TIMESTAMPTZ", "creation time, where known"),
     ("parser", "VARCHAR", "parser that read it (NULL: none applies)"),
     ("records_seen", "BIGINT", "records the parser looked at"),
-    ("records_loaded", "BIGINT", "rows loaded into events"),
+    ("records_loaded", "BIGINT", "rows loaded into events or config_entries"),
     ("records_rejected", "BIGINT", "rows in ingest_errors"),
 ]
 
@@ -98,6 +98,22 @@ YARA_MATCH_COLUMNS: list[tuple[str, str, str]] = [
     ("scanned_at", "TIMESTAMPTZ", "when the scan ran (UTC)"),
 ]
 
+# Settings of collected configuration files (parsers.config_files): rows without a time, which
+# the configuration rules read. Never a secret: shadow rows say only whether a hash is set.
+CONFIG_ENTRY_COLUMNS: list[tuple[str, str, str]] = [
+    ("bundle_id", "VARCHAR", "provenance: the sealed bundle"),
+    ("host", "VARCHAR", "host the file came from"),
+    ("member_path", "VARCHAR", "provenance: the source path of the bundle member"),
+    ("member_sha256", "VARCHAR", "provenance: SHA-256 of the member's stored bytes"),
+    ("line_no", "BIGINT", "1-based line of the decompressed text (a continued line: its first)"),
+    ("file_kind", "VARCHAR", "sshd_config, sshd_config.d, sudoers, sudoers.d, passwd, shadow"),
+    ("key", "VARCHAR", "sshd keyword (lower case), sudoers user list or directive, account name"),
+    ("value", "VARCHAR", "the setting; passwd: the UID; shadow: empty, locked or set"),
+    ("raw", "VARCHAR", "the line as written (NULL for shadow; a passwd hash shown as <set>)"),
+    ("parser", "VARCHAR", "provenance: parser that produced the row"),
+    ("parser_version", "VARCHAR", "provenance: parser version"),
+]
+
 INGEST_COLUMNS: list[tuple[str, str, str]] = [
     ("bundle_id", "VARCHAR", "bundle ingested"),
     ("manifest_sha256", "VARCHAR", "its manifest digest"),
@@ -122,6 +138,7 @@ TABLES: dict[str, list[tuple[str, str, str]]] = {
     "artifacts": ARTIFACT_COLUMNS,
     "ingest_errors": INGEST_ERROR_COLUMNS,
     "yara_matches": YARA_MATCH_COLUMNS,
+    "config_entries": CONFIG_ENTRY_COLUMNS,
     "ingests": INGEST_COLUMNS,
     "yara_scans": YARA_SCAN_COLUMNS,
 }

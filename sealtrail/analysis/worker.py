@@ -7,6 +7,8 @@ process loads into DuckDB. It returns the account: seen = loaded + rejected + st
 A parser with ``parse_deferred`` (EVTX) may yield ``EvtxJson`` records instead: their
 (record id, JSON text) go to a third Parquet file, unread, and the main process reads them in
 SQL, where each becomes a loaded or a rejected record (``staged`` counts them until then).
+A configuration parser yields ``ConfigEntry`` records: they go to a ``config_entries`` Parquet
+file and count as loaded.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from sealtrail.analysis.arrow_rows import (
+    CONFIG_SCHEMA,
     ERRORS_SCHEMA,
     EVENTS_SCHEMA,
     EVTX_JSON_SCHEMA,
@@ -26,7 +29,7 @@ from sealtrail.analysis.arrow_rows import (
 )
 from sealtrail.analysis.parsers.base import MemberContext
 from sealtrail.analysis.parsers.registry import choose_parser
-from sealtrail.analysis.records import EVENT_TYPES, Event, EvtxJson, Rejection
+from sealtrail.analysis.records import EVENT_TYPES, ConfigEntry, Event, EvtxJson, Rejection
 from sealtrail.custody.bundle_reader import BundleFile
 from sealtrail.custody.canonical import json_text
 
@@ -65,6 +68,7 @@ class MemberResult:
     seconds: float
     staged: int = 0  # EvtxJson records written to staged_file, neither loaded nor rejected yet
     staged_file: str | None = None
+    config_file: str | None = None  # ConfigEntry rows (config_entries), counted as loaded
 
 
 def _context(task: MemberTask, bundle: BundleFile) -> MemberContext:
@@ -110,6 +114,12 @@ def _invalid(event: Event) -> str | None:
     return None
 
 
+def _config_row(entry: ConfigEntry, task: MemberTask, name: str,
+                version: str) -> tuple[Any, ...]:
+    return (task.bundle_id, task.host, task.source_path, task.member_sha256, entry.line_no,
+            entry.file_kind, entry.key, entry.value, entry.raw, name, version)
+
+
 def item_rows(item: Event | Rejection, task: MemberTask, name: str,
               version: str) -> tuple[tuple[Any, ...] | None, tuple[Any, ...] | None]:
     """(events row, None) for a valid Event, else (None, ingest_errors row)."""
@@ -131,6 +141,7 @@ def parse_member(task: MemberTask) -> MemberResult:
     # JSON texts: no dictionary (they are all different), zstd (they compress ~10x)
     staged = ParquetSink(out / f"{task.task_id}.evtx-json.parquet", EVTX_JSON_SCHEMA,
                          dictionary=False)
+    config = ParquetSink(out / f"{task.task_id}.config.parquet", CONFIG_SCHEMA)
     name = version = None
     seen = loaded = rejected = 0
     failure = None
@@ -146,6 +157,10 @@ def parse_member(task: MemberTask) -> MemberResult:
                     if type(item) is EvtxJson:
                         staged.add(item)
                         continue
+                    if type(item) is ConfigEntry:
+                        config.add(_config_row(item, task, name, version))
+                        loaded += 1
+                        continue
                     event_row, error_row = item_rows(item, task, name, version)
                     if event_row is not None:
                         events.add(event_row)
@@ -158,10 +173,12 @@ def parse_member(task: MemberTask) -> MemberResult:
     events_rows = events.close()
     errors_rows = errors.close()
     staged_rows = staged.close()
+    config_rows = config.close()
     return MemberResult(
         task.task_id, name, version, seen, loaded, rejected,
         events.path.as_posix() if events_rows else None,
         errors.path.as_posix() if errors_rows else None,
         failure, time.monotonic() - started,
         staged_rows, staged.path.as_posix() if staged_rows else None,
+        config.path.as_posix() if config_rows else None,
     )

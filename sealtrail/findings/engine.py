@@ -42,6 +42,9 @@ OUTCOMES = ("matched", "no_match", "not_applicable", "failed")
 _ROUTED = "events"  # the temporary table or view that shadows the case's events while a group runs
 MATERIALIZE_AT = 20  # rules sharing a partition from which it is copied once, not filtered
 _ROWS = "sealtrail_rule_rows"
+# A piece of file evidence: bundle, member and line; a NULL line (a whole file, e.g. its mode)
+# still counts once
+_FILE_PLACE = "concat(bundle_id, '|', member_path, '|', line_no)"
 
 
 @dataclass(frozen=True, slots=True)
@@ -274,10 +277,9 @@ def _replace_findings(db: CaseDatabase, rule: CompiledRule, run_id: str) -> None
         f"""INSERT INTO findings
         SELECT {fid} AS finding_id, ?, ?, ?, ?, ?::VARCHAR[], ?::VARCHAR[], min(ts), max(ts),
                host, user_name, src_ip, group_key,
-               concat(?, ': ', count(DISTINCT coalesce(event_uid,
-                      bundle_id || member_path || line_no)),
-                      CASE WHEN count(DISTINCT coalesce(event_uid, bundle_id || member_path
-                           || line_no)) = 1 THEN ' evidence row' ELSE ' evidence rows' END,
+               concat(?, ': ', count(DISTINCT coalesce(event_uid, {_FILE_PLACE})),
+                      CASE WHEN count(DISTINCT coalesce(event_uid, {_FILE_PLACE})) = 1
+                           THEN ' evidence row' ELSE ' evidence rows' END,
                       CASE WHEN user_name IS NOT NULL THEN ', account ' || user_name END,
                       CASE WHEN src_ip IS NOT NULL THEN ', from ' || src_ip END,
                       CASE WHEN group_key IS NOT NULL THEN ', ' || group_key END,
@@ -285,7 +287,7 @@ def _replace_findings(db: CaseDatabase, rule: CompiledRule, run_id: str) -> None
                       CASE WHEN min(ts) IS NOT NULL THEN ', ' || strftime(min(ts),
                            '%Y-%m-%dT%H:%M:%SZ') || ' .. ' || strftime(max(ts),
                            '%Y-%m-%dT%H:%M:%SZ') END),
-               count(DISTINCT coalesce(event_uid, bundle_id || member_path || line_no)),
+               count(DISTINCT coalesce(event_uid, {_FILE_PLACE})),
                NULL, NULL, ?
         FROM {_ROWS} GROUP BY host, user_name, src_ip, group_key""",  # noqa: S608
         [meta.rule_id, meta.source, meta.title, meta.level, list(meta.tactics),

@@ -45,17 +45,27 @@ def show_finding(db: CaseDatabase, finding_id: str) -> dict[str, Any]:
     if not found:
         raise UsageError(f"no finding {finding_id} (see 'sealtrail findings CASE')")
     finding = found[0]
-    finding["evidence"] = _rows(db, """
-        SELECT fe.event_uid, e.ts, e.event_type, e.source, e.message,
+    # file evidence: its line as written (config_entries: absent in a database built before
+    # the table existed and opened read-only) and the place as a record_ref, like an event's
+    config = ("config_entries" if db.execute(
+        "SELECT count(*) FROM duckdb_tables() WHERE table_name = 'config_entries'")[1][0][0]
+        else "(SELECT NULL::VARCHAR AS bundle_id, NULL::VARCHAR AS member_path, "
+             "NULL::BIGINT AS line_no, NULL::VARCHAR AS raw WHERE false)")
+    finding["evidence"] = _rows(db, f"""
+        SELECT fe.event_uid, e.ts, e.event_type, e.source, coalesce(e.message, c.raw) AS message,
                coalesce(e.bundle_id, fe.bundle_id) AS bundle_id,
                coalesce(e.member_path, fe.member_path) AS member_path,
-               coalesce(e.member_sha256, a.sha256) AS member_sha256, e.record_ref, fe.line_no
+               coalesce(e.member_sha256, a.sha256) AS member_sha256,
+               coalesce(e.record_ref, CASE WHEN fe.event_uid IS NULL THEN
+                        coalesce('line:' || fe.line_no, 'file') END) AS record_ref, fe.line_no
         FROM finding_evidence fe
         LEFT JOIN events e ON e.event_uid = fe.event_uid
         LEFT JOIN artifacts a ON fe.event_uid IS NULL AND a.bundle_id = fe.bundle_id
              AND a.member_path = fe.member_path
+        LEFT JOIN {config} c ON fe.event_uid IS NULL AND c.bundle_id = fe.bundle_id
+             AND c.member_path = fe.member_path AND c.line_no = fe.line_no
         WHERE fe.finding_id = ?
-        ORDER BY e.ts NULLS LAST, 6, 7, e.record_ref, fe.line_no""",
+        ORDER BY e.ts NULLS LAST, 6, 7, e.record_ref, fe.line_no""",  # noqa: S608 - constants
         [finding_id])
     return finding
 

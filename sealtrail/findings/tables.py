@@ -39,7 +39,8 @@ FINDING_EVIDENCE_COLUMNS: list[tuple[str, str, str]] = [
     ("bundle_id", "VARCHAR", "for a line of a collected file: its bundle (NULL for an event: "
                              "join events on event_uid for its provenance)"),
     ("member_path", "VARCHAR", "for a line of a collected file: its member path"),
-    ("line_no", "BIGINT", "for a line of a collected file: the line"),
+    ("line_no", "BIGINT", "for a line of a collected file: the line (NULL: the whole file, "
+                         "e.g. its mode)"),
 ]
 
 RULE_OUTCOME_COLUMNS: list[tuple[str, str, str]] = [

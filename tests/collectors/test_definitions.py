@@ -70,6 +70,10 @@ def test_linux_triage_covers_the_required_files() -> None:
         "/var/log/apt/history.log*",
         "/var/log/audit/*",
         "/etc/ssh/sshd_config",
+        "/etc/ssh/sshd_config.d/*",
+        "/etc/sudoers.d/*",
+        "/etc/systemd/system/*.service",
+        "/lib/systemd/system/*.service",
         "%%users.homedir%%/.ssh/authorized_keys",
     }
     assert required <= paths

@@ -6,6 +6,7 @@ from __future__ import annotations
 from sealtrail.analysis.parsers.auditd import AuditdParser
 from sealtrail.analysis.parsers.base import MemberContext, build_registry
 from sealtrail.analysis.parsers.bodyfile import BodyfileParser
+from sealtrail.analysis.parsers.config_files import ConfigFileParser
 from sealtrail.analysis.parsers.crontab import CrontabParser
 from sealtrail.analysis.parsers.evtx_windows import EvtxParser
 from sealtrail.analysis.parsers.journald import JournaldParser
@@ -26,6 +27,7 @@ PARSER_CLASSES: list[type] = [
     AptHistoryParser,
     ShellHistoryParser,
     CrontabParser,
+    ConfigFileParser,
     WebAccessParser,
     SyslogParser,
     BodyfileParser,
