@@ -25,6 +25,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import hashlib
 import resource
 import shutil
 import sys
@@ -54,18 +55,97 @@ def convert(rules: Path):
 
 
 def ingest(size_mb: int) -> Path:
+    """The ingested case of the ``size_mb`` data set, kept in ``bench/out/sigma/<size>MB/``
+    and reused while its ``ingested`` marker is there (collection and ingest are not timed)."""
     from sealtrail.analysis.ingest import ingest_case
     from sealtrail.custody.case import Case
     from sealtrail.custody.keys import load_private_key
 
+    scratch = OUT / "sigma" / f"{size_mb}MB"
+    done = scratch / "ingested"
+    if done.exists():
+        print(f"case: reusing {scratch}")
+        return scratch / "case-template" / "analysis.duckdb"
     root, files, size = ensure_dataset(UPSTREAM, size_mb)
-    scratch = OUT / "sigma"
     shutil.rmtree(scratch, ignore_errors=True)
     scratch.mkdir(parents=True)
     case_root, key_file = collect_case(root, scratch)
     key = load_private_key(key_file)
+    started = time.perf_counter()
     ingest_case(Case.load(case_root), key, pinned=[key.public], workers=2)
+    print(f"ingested in {time.perf_counter() - started:.0f} s (not timed)", flush=True)
+    done.touch()
     return case_root / "analysis.duckdb"
+
+
+def replicate(db: Path, copies: int) -> Path:
+    """A copy of ``db`` whose events are its events ``copies`` times over (copy k > 0 with
+    ``record_ref`` + ``#k`` and ``event_uid`` = md5(event_uid + ``#k``), so every row stays
+    distinct); kept beside it and reused. Not timed; DuckDB's default memory limit."""
+    import duckdb
+
+    if copies <= 1:
+        return db
+    out = db.parent.parent / f"x{copies}" / "analysis.duckdb"
+    if out.exists():
+        print(f"replica: reusing {out}")
+        return out
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_suffix(".tmp")
+    shutil.copyfile(db, tmp)
+    con = duckdb.connect(str(tmp))
+    for k in range(1, copies):
+        con.execute("INSERT INTO events SELECT * REPLACE (record_ref || ? AS record_ref, "
+                    "md5(event_uid || ?) AS event_uid) FROM events WHERE record_ref NOT LIKE "
+                    "'%#%'", [f"#{k}", f"#{k}"])
+    con.execute("CHECKPOINT")
+    con.close()
+    tmp.rename(out)
+    return out
+
+
+def engine_run(db: Path, source, *, table_views: bool) -> None:
+    """``run_rules`` as ``analyze`` runs it, over a fresh copy of ``db`` (no findings yet);
+    ``table_views`` False: without the shared views of small partitions as tables."""
+    from sealtrail.analysis.store import CaseDatabase
+    from sealtrail.findings import engine
+    from sealtrail.findings.engine import run_rules
+
+    if not table_views:
+        engine.TABLE_VIEWS_UP_TO = -1
+
+    work = db.parent / "engine-run.duckdb"
+    shutil.copyfile(db, work)
+    with CaseDatabase(work) as case_db:
+        events = int(case_db.execute("SELECT count(*) FROM events")[1][0][0])
+        started = time.perf_counter()
+        case_db.execute("SELECT count(*) FROM events")
+        scan = time.perf_counter() - started
+        started = time.perf_counter()
+        case_db.execute("SELECT count(json_extract_string(attributes, '$.EventData.Image')) "
+                        "FROM events")
+        json_scan = time.perf_counter() - started
+        started = time.perf_counter()
+        report = run_rules(case_db, [source], "bench")
+        seconds = time.perf_counter() - started
+        counts = report.counts()
+        evidence = case_db.execute("SELECT finding_id, event_uid FROM finding_evidence "
+                                   "ORDER BY ALL")[1]
+    work.unlink()
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e6
+    ran = counts["matched"] + counts["no_match"]
+    digest = hashlib.sha256(repr(evidence).encode()).hexdigest()[:16]
+    slow = sorted(report.outcomes, key=lambda o: -(o.seconds or 0))[:3]
+    print(f"engine (run_rules): events {events:,}; outcomes {counts}; findings "
+          f"{report.findings:,}; evidence rows {len(evidence):,} (sha256 {digest})")
+    print(f"engine: {seconds:.2f} s, {events / seconds:,.0f} events/s, {ran / seconds:.0f} "
+          f"rules/s (rules run); full scan count(*) {scan * 1000:.1f} ms, json scan "
+          f"{json_scan * 1000:.1f} ms; peak RSS {peak:.0f} MB")
+    compiled = {f.rule_id for f in source.failures}
+    for reason, n in Counter(o.reason[:100] for o in report.outcomes if o.outcome == "failed"
+                             and o.rule_id not in compiled).most_common(5):
+        print(f"  failed in the run: {n} x {reason}")
+    print("slowest: " + "; ".join(f"{o.title[:50]} {o.seconds:.2f} s" for o in slow))
 
 
 def applicable(con, rule, pairs: set, sources: set) -> bool:
@@ -128,10 +208,21 @@ def main() -> int:
     parser.add_argument("--rules", type=Path, default=SIGMA)
     parser.add_argument("--materialise", action="store_true",
                         help="create the per-logsource views as temp tables (time included)")
+    parser.add_argument("--copies", type=int, default=1,
+                        help="replicate the ingested events this many times (distinct "
+                             "event_uid and record_ref) into a kept copy of the case database")
+    parser.add_argument("--engine", action="store_true",
+                        help="run the rules through findings.engine.run_rules, as analyze does")
+    parser.add_argument("--no-table-views", action="store_true",
+                        help="with --engine: views stay views in every partition (as before)")
     args = parser.parse_args()
     print(machine_line())
     source = convert(args.rules)
-    run(ingest(args.size), source, materialise=args.materialise)
+    db = replicate(ingest(args.size), args.copies)
+    if args.engine:
+        engine_run(db, source, table_views=not args.no_table_views)
+    else:
+        run(db, source, materialise=args.materialise)
     return 0
 
 

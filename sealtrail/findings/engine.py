@@ -8,8 +8,10 @@ Order:
 3. The other rules run grouped by their routing: for each group, ``events`` names a temporary
    table (or, for fewer than ``MATERIALIZE_AT`` rules, a view) holding only the group's rows (a
    temporary object shadows the case's table of the same name), so a rule reads its partition,
-   not the whole timeline. Rules without routing read the
-   whole table. A rule whose SQL fails, or returns other columns than the contract's, is
+   not the whole timeline. Rules without routing read the whole table. While a partition is a
+   table, each source view that ``MATERIALIZE_AT`` or more of its rules read is a temporary
+   table too (partitions of up to ``TABLE_VIEWS_UP_TO`` rows; back to the view after the
+   group). A rule whose SQL fails, or returns other columns than the contract's, is
    ``failed`` with DuckDB's reason; the others go on. A rule's SQL (and a view's) must be one
    SELECT: a second statement hidden after a semicolon would run with write access.
 4. A rule's rows become findings, one per (rule, host, user_name, src_ip, group_key), with ids
@@ -26,6 +28,7 @@ what Sigma's wording calls converted: it ends as matched, no_match or not_applic
 
 from __future__ import annotations
 
+import re
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
@@ -45,6 +48,10 @@ _ROWS = "sealtrail_rule_rows"
 # A piece of file evidence: bundle, member and line; a NULL line (a whole file, e.g. its mode)
 # still counts once
 _FILE_PLACE = "concat(bundle_id, '|', member_path, '|', line_no)"
+# a materialized partition of at most this many rows also gets its shared views as tables
+# (bench/bench_sigma.py: the Security channel's ~500k rows with Sigma's columns exceed the
+# case database's memory limit; the process_creation rows, ~30k of 1.1M, are the win)
+TABLE_VIEWS_UP_TO = 200_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,21 +180,28 @@ def run_rules(db: CaseDatabase, sources: Sequence[RuleSource], run_id: str, *,
                 runnable.append((source.name, rule))
     runnable.sort(key=lambda item: _route_where(item[1]) or "")
     sharing = Counter(_route_where(rule) for _, rule in runnable)
+    views = {source.name: source.views for source in sources}
     current: str | None = None
     routed: str | None = None  # what names the partition now: TABLE, VIEW or nothing
+    tabled: dict[str, str] = {}  # views now shadowed by a table of the partition's rows
     try:
         for n, (_name, rule) in enumerate(runnable, 1):
             where = _route_where(rule)
             if where != current:
+                _untable(db, tabled)
                 _unroute(db, routed)
                 routed = None
                 if where is not None:
                     routed = _route(db, where, materialize=sharing[where] >= MATERIALIZE_AT)
+                    if routed == "TABLE":
+                        tabled = _table_views(db, views, [
+                            (source, r) for source, r in runnable if _route_where(r) == where])
                 current = where
             report.outcomes.append(_run_one(db, rule, run_id))
             if progress:
                 progress(n, len(runnable))
     finally:
+        _untable(db, tabled)
         _unroute(db, routed)
         db.execute(f"DROP TABLE IF EXISTS temp.{_ROWS}")
     _forget_rules(db, [o for o in report.outcomes if o.outcome != "matched"])
@@ -221,6 +235,42 @@ def _route(db: CaseDatabase, where: str, *, materialize: bool) -> str:
 def _unroute(db: CaseDatabase, kind: str | None) -> None:
     if kind is not None:
         db.execute(f"DROP {kind} IF EXISTS temp.{_ROUTED}")
+
+
+def _table_views(db: CaseDatabase, views: dict[str, dict[str, str]],
+                 group: Sequence[tuple[str, CompiledRule]]) -> dict[str, str]:
+    """While a materialized partition's rules run, each source view that ``MATERIALIZE_AT`` or
+    more of them read is a temporary table of its rows over the partition: its columns (for
+    Sigma, values extracted from each row's JSON) are computed once, not once per rule.
+    Returns view name -> its SELECT, to restore the view after the group."""
+    rows = int(db.execute(f"SELECT count(*) FROM temp.{_ROUTED}")[1][0][0])  # noqa: S608 - a constant
+    if rows > TABLE_VIEWS_UP_TO:
+        return {}
+    readers: Counter[tuple[str, str]] = Counter()
+    for source, rule in group:
+        for name in views.get(source, {}):
+            if re.search(rf"\b{re.escape(name)}\b", rule.sql):
+                readers[source, name] += 1
+    tabled: dict[str, str] = {}
+    for (source, name), n in sorted(readers.items()):
+        if n < MATERIALIZE_AT or name in tabled:
+            continue
+        select = views[source][name]
+        db.execute(f"DROP VIEW IF EXISTS temp.{name}")
+        try:
+            db.execute(f"CREATE TEMP TABLE {name} AS {select}")
+        except AnalysisError:  # such as out of memory: the view it was
+            db.execute(f"CREATE OR REPLACE TEMP VIEW {name} AS {select}")
+        else:
+            tabled[name] = select
+    return tabled
+
+
+def _untable(db: CaseDatabase, tabled: dict[str, str]) -> None:
+    for name, select in tabled.items():
+        db.execute(f"DROP TABLE IF EXISTS temp.{name}")
+        db.execute(f"CREATE OR REPLACE TEMP VIEW {name} AS {select}")
+    tabled.clear()
 
 
 def _create_views(db: CaseDatabase, source: RuleSource) -> str | None:

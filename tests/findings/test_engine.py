@@ -137,6 +137,32 @@ def test_partition_shared_by_many_rules_is_copied_once_and_read_the_same(small_d
     assert small_db.execute("SELECT count(*) FROM events")[1][0][0] == 6
 
 
+@pytest.mark.parametrize("up_to", [1_000, -1])
+def test_view_shared_by_many_rules_of_a_copied_partition_is_a_table_for_the_group(
+        small_db, monkeypatch, up_to):
+    # up_to -1: the partition is too large, the view stays a view; the results are the same
+    monkeypatch.setattr(engine, "TABLE_VIEWS_UP_TO", up_to)
+    needs = frozenset({("Security", 4625)})
+    view = 'SELECT *, upper("user") AS shout FROM events'
+    sql = f"SELECT event_uid, ts, host, shout AS user_name, src_ip, {COLUMNS} FROM shouting"
+    rules = tuple(rule(f"r{i}", sql, needs=needs) for i in range(engine.MATERIALIZE_AT))
+    kinds = set()
+
+    def seen(_n: int, _total: int) -> None:
+        kinds.update(small_db.execute("SELECT table_type FROM information_schema.tables "
+                                      "WHERE table_name = 'shouting'")[1])
+
+    report = run_rules(small_db, [RuleSource("t", views={"shouting": view}, rules=rules)],
+                       "run1", progress=seen)
+    assert kinds == {("LOCAL TEMPORARY",) if up_to > 0 else ("VIEW",)}
+    assert {o.outcome for o in report.outcomes} == {"matched"}
+    assert {o.rows_matched for o in report.outcomes} == {2}
+    # the view is a view again, over the whole table
+    assert small_db.execute("SELECT table_type FROM information_schema.tables "
+                            "WHERE table_name = 'shouting'")[1] == [("VIEW",)]
+    assert small_db.execute("SELECT count(*) FROM shouting")[1][0][0] == 6
+
+
 def test_findings_of_a_rule_the_source_no_longer_has_are_removed(small_db):
     run_rules(small_db, [RuleSource("t", rules=(rule("old", per_user()),))], "run1")
     run_rules(small_db, [RuleSource("t", rules=(rule("new", per_user("false")),))], "run2")
