@@ -85,3 +85,27 @@ def test_analyze_runs_sigma_rules_beside_the_built_in_pack(ingested, keyring, ru
     assert all("T1110" in f["techniques"] for f in sigma)
     failed = [line for line in result.output.splitlines() if line.split()[:1] == ["failed"]]
     assert failed and int(failed[0].split()[1]) >= 1  # broken.yml, reported, the rest ran
+
+
+def test_analyze_json_is_the_same_run_as_the_ledger_records(ingested, keyring, run):
+    result = run("analyze", ingested.root, "--json", "--key", keyring.alice.private,
+                 "--trust", keyring.alice.public)
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    assert report["forced"] is False
+    assert sum(report["outcomes"].values()) == len(report["rules"])
+    assert all(r["outcome"] in ("matched", "no_match", "not_applicable", "failed")
+               for r in report["rules"])
+    entry = json.loads((ingested.root / "ledger.jsonl").read_text().splitlines()[
+        report["ledger_entry"]])
+    assert entry["action"] == "analyzed"
+    assert entry["subject"]["run_id"] == report["run_id"]
+    assert entry["details"]["outcomes"] == report["outcomes"]
+    listed = json.loads(run("findings", ingested.root, "--format", "json").output)
+    assert [f["finding_id"] for f in report["findings"]] == [f["finding_id"] for f in listed]
+    # the same rules over the same case: the same findings and ids, a new ledger entry
+    again = json.loads(run("analyze", ingested.root, "--json", "--key", keyring.alice.private,
+                           "--trust", keyring.alice.public).output)
+    assert [f["finding_id"] for f in again["findings"]] == [
+        f["finding_id"] for f in report["findings"]]
+    assert again["ledger_entry"] > report["ledger_entry"]
