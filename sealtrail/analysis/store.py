@@ -198,11 +198,17 @@ class CaseDatabase:
         # one bundle's rows: the same order as sort_events' without its constant bundle_id,
         # whose comparison would cost on every tie of ts
         order = f" ORDER BY {_BUNDLE_ORDER}" if ordered else ""
+        # On one thread: with two, this statement (the event_uid window over whole rows, then
+        # the sort) ran out of the 600 MB memory_limit on a bundle of ~1M EVTX records
+        # (docs/benchmarks.md, "EVTX ingest rate"); on one it fits.
+        self.conn.execute("SET threads = 1")
         try:
             self.conn.execute(f"INSERT INTO events ({names}, event_uid) SELECT {names}, "  # noqa: S608 - names from schema.TABLES, SQL from evtx_sql, paths quoted
                               f"{event_uid_sql()} FROM ({' UNION ALL '.join(parts)}){order}")
         except duckdb.Error as exc:
             raise AnalysisError(f"loading events failed: {str(exc).splitlines()[0]}") from exc
+        finally:
+            self.conn.execute("RESET threads")
 
     def check_one_select(self, sql: str) -> None:
         """Raise ``AnalysisError`` unless ``sql`` is exactly one SELECT statement (SQL that is
