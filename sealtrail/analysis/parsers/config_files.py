@@ -65,10 +65,13 @@ class ConfigFileParser:
 
     def parse(self, member: MemberContext) -> Iterator[ConfigEntry | Rejection]:
         kind = file_kind(member.source_path) or ""
-        read = {"sshd_config": _sshd, "sshd_config.d": _sshd, "sudoers": _sudoers,
-                "sudoers.d": _sudoers, "passwd": _passwd, "shadow": _shadow}[kind]
+        read = _READERS[kind]
         with member.open() as stream:
-            yield from read(_logical_lines(stream, kind.startswith("sudoers")), kind)
+            for number, text, problem in _logical_lines(stream, kind.startswith("sudoers")):
+                record = (Rejection(f"line:{number}", problem or "unreadable") if text is None
+                          else read(number, text, kind))
+                if record is not None:  # None: a blank line or a comment, skipped by design
+                    yield record
 
 
 def _logical_lines(stream, continued: bool) -> Iterator[tuple[int, str | None, str | None]]:  # noqa: ANN001 - a binary stream
@@ -93,73 +96,53 @@ def _logical_lines(stream, continued: bool) -> Iterator[tuple[int, str | None, s
         yield start, "".join(parts), None
 
 
-def _sshd(lines: Iterator[tuple[int, str | None, str | None]],
-          kind: str) -> Iterator[ConfigEntry | Rejection]:
-    for number, text, problem in lines:
-        if text is None:
-            yield Rejection(f"line:{number}", problem or "unreadable")
-            continue
-        stripped = text.strip()
-        if not stripped or stripped.startswith("#"):
-            continue
-        if m := _SSHD.match(stripped):
-            yield ConfigEntry(number, kind, m[1].lower(), m[2].strip(), stripped)
-        else:
-            yield Rejection(f"line:{number}", "not a 'Keyword value' line")
+def _sshd(number: int, text: str, kind: str) -> ConfigEntry | Rejection | None:
+    stripped = text.strip()
+    if not stripped or stripped.startswith("#"):
+        return None
+    if m := _SSHD.match(stripped):
+        return ConfigEntry(number, kind, m[1].lower(), m[2].strip(), stripped)
+    return Rejection(f"line:{number}", "not a 'Keyword value' line")
 
 
-def _sudoers(lines: Iterator[tuple[int, str | None, str | None]],
-             kind: str) -> Iterator[ConfigEntry | Rejection]:
-    for number, text, problem in lines:
-        if text is None:
-            yield Rejection(f"line:{number}", problem or "unreadable")
-            continue
-        stripped = " ".join(text.split())
-        if m := _SUDO_INCLUDE.match(stripped):
-            yield ConfigEntry(number, kind, m[1], m[2], stripped)
-        elif not stripped or stripped.startswith("#"):
-            continue
-        elif stripped.startswith("Defaults"):
-            yield ConfigEntry(number, kind, "defaults", stripped[len("Defaults"):].strip(),
-                              stripped)
-        elif m := _SUDO_ALIAS.match(stripped):
-            yield ConfigEntry(number, kind, m[1].lower(), m[2], stripped)
-        elif m := _SUDO_SPEC.match(stripped):
-            yield ConfigEntry(number, kind, re.sub(r"\s+", "", m[1]), m[2], stripped)
-        else:
-            yield Rejection(f"line:{number}", "not a sudoers line")
+def _sudoers(number: int, text: str, kind: str) -> ConfigEntry | Rejection | None:
+    stripped = " ".join(text.split())
+    if m := _SUDO_INCLUDE.match(stripped):
+        return ConfigEntry(number, kind, m[1], m[2], stripped)
+    if not stripped or stripped.startswith("#"):
+        return None
+    if stripped.startswith("Defaults"):
+        return ConfigEntry(number, kind, "defaults", stripped[len("Defaults"):].strip(),
+                           stripped)
+    if m := _SUDO_ALIAS.match(stripped):
+        return ConfigEntry(number, kind, m[1].lower(), m[2], stripped)
+    if m := _SUDO_SPEC.match(stripped):
+        return ConfigEntry(number, kind, re.sub(r"\s+", "", m[1]), m[2], stripped)
+    return Rejection(f"line:{number}", "not a sudoers line")
 
 
-def _passwd(lines: Iterator[tuple[int, str | None, str | None]],
-            kind: str) -> Iterator[ConfigEntry | Rejection]:
-    for number, text, problem in lines:
-        if text is None:
-            yield Rejection(f"line:{number}", problem or "unreadable")
-            continue
-        if not text.strip() or text.startswith("#"):
-            continue
-        fields = text.split(":")
-        if len(fields) != 7 or not fields[0] or not fields[2].isdigit():
-            yield Rejection(f"line:{number}", "not a passwd line (name:x:uid:gid:gecos:home:shell)")
-            continue
-        if fields[1] not in _NO_SECRET:
-            fields[1] = "<set>"
-        yield ConfigEntry(number, kind, fields[0], str(int(fields[2])), ":".join(fields))
+def _passwd(number: int, text: str, kind: str) -> ConfigEntry | Rejection | None:
+    if not text.strip() or text.startswith("#"):
+        return None
+    fields = text.split(":")
+    if len(fields) != 7 or not fields[0] or not fields[2].isdigit():
+        return Rejection(f"line:{number}", "not a passwd line (name:x:uid:gid:gecos:home:shell)")
+    if fields[1] not in _NO_SECRET:
+        fields[1] = "<set>"
+    return ConfigEntry(number, kind, fields[0], str(int(fields[2])), ":".join(fields))
 
 
-def _shadow(lines: Iterator[tuple[int, str | None, str | None]],
-            kind: str) -> Iterator[ConfigEntry | Rejection]:
-    for number, text, problem in lines:
-        if text is None:
-            yield Rejection(f"line:{number}", problem or "unreadable")
-            continue
-        if not text.strip() or text.startswith("#"):
-            continue
-        fields = text.split(":")
-        if len(fields) < 2 or not fields[0]:
-            yield Rejection(f"line:{number}", "not a shadow line (name:hash:...)")
-            continue
-        secret = fields[1]
-        state = ("empty" if secret == "" else
-                 "locked" if secret.startswith(("!", "*")) else "set")
-        yield ConfigEntry(number, kind, fields[0], state, None)
+def _shadow(number: int, text: str, kind: str) -> ConfigEntry | Rejection | None:
+    if not text.strip() or text.startswith("#"):
+        return None
+    fields = text.split(":")
+    if len(fields) < 2 or not fields[0]:
+        return Rejection(f"line:{number}", "not a shadow line (name:hash:...)")
+    secret = fields[1]
+    state = ("empty" if secret == "" else
+             "locked" if secret.startswith(("!", "*")) else "set")
+    return ConfigEntry(number, kind, fields[0], state, None)
+
+
+_READERS = {"sshd_config": _sshd, "sshd_config.d": _sshd, "sudoers": _sudoers,
+            "sudoers.d": _sudoers, "passwd": _passwd, "shadow": _shadow}
