@@ -29,6 +29,7 @@ from pathlib import Path
 
 from bench_collect import MB, drop_caches, ensure_dataset
 from bench_verify_bundle import machine_line, seal_bundle
+from machine import load_averages  # bench/machine.py (bench/ is on sys.path)
 
 HERE = Path(__file__).resolve().parent
 OUT = HERE / "out"
@@ -67,7 +68,7 @@ def main() -> int:
     parser.add_argument("--keep", action="store_true", help="keep the data set and scratch")
     args = parser.parse_args()
     print(machine_line())
-    print(f"load average at start: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    print(f"load average at start: {load_averages()}")
     root, _, _ = ensure_dataset(int(args.size_gb * 1e9))
     scratch = OUT / f"bundle-headers-{os.getpid()}"
     scratch.mkdir(parents=True)
@@ -96,7 +97,7 @@ def main() -> int:
             headers = f"{med['headers']:.3f} ({reads})" if side == "first" else f"inline ({reads})"
             print(f"  headers {side:7} {med['open']:7.3f}   {headers:>20} {med['hash']:11.3f} "
                   f"{med['total']:8.3f}")
-        print(f"load average at end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+        print(f"load average at end: {load_averages()}")
     finally:
         if not args.keep:
             shutil.rmtree(scratch, ignore_errors=True)

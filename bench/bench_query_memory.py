@@ -37,7 +37,11 @@ import sys
 import time
 from pathlib import Path
 
-from machine import PEAK_RSS_SOURCE, cpu_model  # bench/machine.py (bench/ is on sys.path)
+from machine import (  # bench/machine.py (bench/ is on sys.path)
+    PEAK_RSS_SOURCE,
+    load_averages,
+    machine_line,
+)
 from small_case import build_small_case, ingested_copy
 
 HERE = Path(__file__).resolve().parent
@@ -65,13 +69,6 @@ con.execute(f"COPY (SELECT * FROM range({n})) TO '{out}' (FORMAT csv)")
 con.close()
 print("BENCH-VMHWM-KIB", peak_rss_kib(), file=sys.stderr, flush=True)
 """
-
-
-def machine_line() -> str:
-    import duckdb
-
-    return (f"machine: {os.cpu_count()} CPUs ({cpu_model()}), Python {sys.version.split()[0]}, "
-            f"DuckDB {duckdb.__version__}, {os.uname().sysname} {os.uname().release}")
 
 
 def run_child(argv: list[str], out: Path, tree: Path | None) -> tuple[float, float, int]:
@@ -105,8 +102,10 @@ def main() -> int:
     if args.runs < 3:
         parser.error("--runs must be at least 3")
 
-    print(machine_line())
-    print(f"load average at start: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    from importlib.metadata import version
+
+    print(machine_line(f"DuckDB {version('duckdb')}"))
+    print(f"load average at start: {load_averages()}")
     scratch = OUT / f"query-memory-{os.getpid()}"
     try:
         case, key = build_small_case(scratch / "small", SEALTRAIL)
@@ -159,7 +158,7 @@ def main() -> int:
                 label = {"new": "sealtrail query (new)", "old": "sealtrail query (old)",
                          "reference": "reference duckdb COPY"}[name]
                 print(f"  {label:<28}{p:9.0f}  {s:8.2f}  {p / ref_p:9.2f}  {s / ref_s:11.2f}")
-        print(f"load average at end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+        print(f"load average at end: {load_averages()}")
     finally:
         if not args.keep:
             shutil.rmtree(scratch, ignore_errors=True)

@@ -45,7 +45,8 @@ import time
 from pathlib import Path
 
 from bench_collect import MB, drop_caches, ensure_dataset
-from machine import cpu_model  # bench/machine.py (bench/ is on sys.path)
+from machine import load_averages  # bench/machine.py (bench/ is on sys.path)
+from machine import machine_line as machine_facts
 
 HERE = Path(__file__).resolve().parent
 OUT = HERE / "out"
@@ -70,8 +71,7 @@ print(json.dumps({"seconds": seconds, "ok": report.ok, "checked": report.checked
 
 def machine_line() -> str:
     ssl = subprocess.run(["openssl", "version"], capture_output=True, text=True).stdout.strip()
-    return (f"machine: {os.cpu_count()} CPUs ({cpu_model()}), Python {sys.version.split()[0]}, "
-            f"{ssl}, {os.uname().sysname} {os.uname().release}")
+    return machine_facts(ssl)
 
 
 def seal_bundle(root: Path, scratch: Path) -> tuple[Path, Path]:
@@ -129,7 +129,7 @@ def main() -> int:
         parser.error("--runs must be at least 3")
 
     print(machine_line())
-    print(f"load average at start: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    print(f"load average at start: {load_averages()}")
     root, n_files, n_bytes = ensure_dataset(int(args.size_gb * 1e9))
     scratch = OUT / f"verify-bundle-{os.getpid()}"
     scratch.mkdir(parents=True)
@@ -170,7 +170,7 @@ def main() -> int:
                       f"{size / MB / med[name]:9.0f}   {med['reference'] / med[name]:6.2f}")
             for name in [n for n in ("before", "old") if n in med]:
                 print(f"  seconds new/{name}: {med['new'] / med[name]:.2f}")
-        print(f"load average at end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+        print(f"load average at end: {load_averages()}")
     finally:
         if not args.keep:
             shutil.rmtree(scratch, ignore_errors=True)

@@ -41,7 +41,7 @@ import sys
 import time
 from pathlib import Path
 
-from machine import cpu_model  # bench/machine.py (bench/ is on sys.path)
+from machine import load_averages, machine_line  # bench/machine.py (bench/ is on sys.path)
 from small_case import build_small_case
 
 HERE = Path(__file__).resolve().parent
@@ -95,11 +95,6 @@ main()
 """
 
 
-def machine_line() -> str:
-    return (f"machine: {os.cpu_count()} CPUs ({cpu_model()}), Python {sys.version.split()[0]}, "
-            f"{os.uname().sysname} {os.uname().release}")
-
-
 def run_pool(mode: str, bundle: Path, out_dir: Path) -> tuple[float, float, str]:
     """(pool seconds inside the child, whole child seconds, start method) for one run."""
     out_dir.mkdir()
@@ -141,7 +136,7 @@ def main() -> int:
         parser.error("--runs must be at least 3")
 
     print(machine_line())
-    print(f"load average at start: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    print(f"load average at start: {load_averages()}")
     scratch = OUT / f"worker-start-{os.getpid()}"
     try:
         case, key = build_small_case(scratch / "small", SEALTRAIL)
@@ -184,7 +179,7 @@ def main() -> int:
         print(row("(a) WorkerPool(2) start+2 tasks+stop", pool_new, pool_ref))
         print(row("    whole python process", whole_new, whole_ref))
         print(row("(b) sealtrail ingest (small case)", ingest_new, ingest_ref))
-        print(f"load average at end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+        print(f"load average at end: {load_averages()}")
     finally:
         if not args.keep:
             shutil.rmtree(scratch, ignore_errors=True)

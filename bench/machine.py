@@ -5,6 +5,7 @@ from __future__ import annotations
 import mmap
 import os
 import random
+import sys
 import time
 from pathlib import Path
 
@@ -18,6 +19,17 @@ def cpu_model() -> str:
     except OSError:
         pass
     return "?"
+
+
+def machine_line(*versions: str) -> str:
+    """The line a benchmark prints first: CPUs, Python, the given tool versions, the kernel."""
+    return (f"machine: {os.cpu_count()} CPUs ({cpu_model()}), Python {sys.version.split()[0]}, "
+            + "".join(f"{v}, " for v in versions) + f"{os.uname().sysname} {os.uname().release}")
+
+
+def load_averages() -> str:
+    """The 1, 5 and 15 minute load averages, for the lines before and after a run."""
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
 PEAK_RSS_SOURCE = r"""
